@@ -1,0 +1,107 @@
+//! The typed configuration: loading ZConfig files or TOML into [`Config`],
+//! command-line overrides, and the canonical views `zdctl show` prints.
+
+pub mod datatypes;
+mod error;
+mod logcheck;
+pub mod model;
+pub mod overrides;
+mod reader;
+mod schema;
+pub mod show;
+mod tomlfmt;
+
+use std::path::Path;
+
+pub use error::{ConfigError, ConfigErrors, ErrorKind};
+pub use model::*;
+pub use schema::detect_kind;
+
+use crate::zconfig;
+
+/// Which text format a file is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    ZConfig,
+    Toml,
+}
+
+impl Format {
+    /// `.toml` files are TOML; everything else is ZConfig syntax.
+    pub fn of(path: &Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("toml") => Format::Toml,
+            _ => Format::ZConfig,
+        }
+    }
+}
+
+/// Load a configuration file in either format.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    match Format::of(path) {
+        Format::Toml => {
+            let text = std::fs::read(path).map_err(|e| {
+                io_error(
+                    path,
+                    zconfig::SyntaxErrorKind::Read {
+                        path: path.display().to_string(),
+                        reason: e.to_string(),
+                    },
+                )
+            })?;
+            let text = String::from_utf8(text).map_err(|e| {
+                io_error(
+                    path,
+                    zconfig::SyntaxErrorKind::InvalidUtf8 {
+                        path: path.display().to_string(),
+                        offset: e.utf8_error().valid_up_to(),
+                    },
+                )
+            })?;
+            tomlfmt::load_str(&text, path)
+        }
+        Format::ZConfig => {
+            let doc = zconfig::parse_file(path).map_err(syntax_errors)?;
+            from_document(&doc)
+        }
+    }
+}
+
+/// Load ZConfig text as if read from `path`.
+pub fn load_zconfig_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    let doc = zconfig::parse_str(text, path).map_err(syntax_errors)?;
+    from_document(&doc)
+}
+
+/// Load TOML text as if read from `path`.
+pub fn load_toml_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    tomlfmt::load_str(text, path)
+}
+
+/// Convert a parsed ZConfig document into the typed model.
+pub fn from_document(doc: &zconfig::Document) -> Result<Config, ConfigErrors> {
+    let (config, errors) = schema::convert(doc);
+    if errors.0.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(errors.0))
+    }
+}
+
+/// Print `config` as TOML that loads back to the same model.
+pub fn to_toml(config: &Config) -> Result<String, String> {
+    toml::to_string(config).map_err(|e| e.to_string())
+}
+
+fn syntax_errors(errors: Vec<zconfig::SyntaxError>) -> ConfigErrors {
+    ConfigErrors(errors.into_iter().map(ConfigError::from).collect())
+}
+
+fn io_error(path: &Path, kind: zconfig::SyntaxErrorKind) -> ConfigErrors {
+    ConfigErrors(vec![ConfigError {
+        location: zconfig::Location::new(path.into(), 0),
+        kind: ErrorKind::Syntax(kind),
+        section: None,
+        included_from: Vec::new(),
+    }])
+}

@@ -1,0 +1,864 @@
+//! The schemas: which sections and keys each file kind allows, with their
+//! datatypes and defaults, turning a raw tree into the typed model.
+//!
+//! Kinds follow the Python packages' schemas: zdaemon's `schema.xml`,
+//! ZEO's `schema.xml` (runzeo), ZODB's `config.xml`, and a zope.conf.
+
+use std::collections::HashMap;
+
+use super::datatypes::{self as dt, Conv, DefaultHost};
+use super::error::ErrorKind;
+use super::model::*;
+use super::reader::{Errors, Occurs, Reader, string};
+use crate::zconfig::{Document, RawSection};
+
+use Occurs::{Many, Once};
+
+/// Section types no schema here defines are "unknown"; the rest are merely
+/// misplaced when they appear where their schema does not allow them.
+const KNOWN_TYPES: &[&str] = &[
+    "runner",
+    "environment",
+    "eventlog",
+    "logger",
+    "logfile",
+    "syslog",
+    "win32-eventlog",
+    "http-logger",
+    "email-notifier",
+    "zeo",
+    "ssl",
+    "filestorage",
+    "mappingstorage",
+    "demostorage",
+    "blobstorage",
+    "zeoclient",
+    "fullstorage",
+    "minimalstorage",
+    "zodb",
+];
+
+const ABSTRACT_TYPES: &[&str] = &[
+    "zodb.storage",
+    "zodb.database",
+    "zconfig.logger.handler",
+    "zconfig.logger.log",
+];
+
+const KNOWN_IMPORTS: &[&str] = &["ZODB", "ZEO", "zdaemon", "ZConfig.components.logger"];
+
+/// Keys at the top of a zope.conf that only Zope has; any of them marks a
+/// file as a zope.conf.
+const ZOPE_KEYS: &[&str] = &[
+    "instancehome",
+    "clienthome",
+    "debug-mode",
+    "zserver-threads",
+    "python-check-interval",
+    "http-realm",
+    "default-zpublisher-encoding",
+    "products",
+    "path",
+    "enable-product-installation",
+];
+
+/// Decide the kind of a parsed file from its top-level sections and keys.
+pub fn detect_kind(root: &RawSection) -> Kind {
+    let has = |t: &str| root.sections.iter().any(|s| s.type_name == t);
+    if has("zeo") {
+        Kind::Zeo
+    } else if has("zodb_db")
+        || root
+            .values
+            .iter()
+            .any(|v| ZOPE_KEYS.contains(&v.key.to_ascii_lowercase().as_str()))
+    {
+        Kind::Zope
+    } else if has("zodb") && !has("runner") {
+        Kind::Zodb
+    } else {
+        Kind::Zdaemon
+    }
+}
+
+/// Conversion state for one document.
+pub(crate) struct Cx {
+    pub errors: Errors,
+    /// `%import ZEO` adds `<clientstorage>`.
+    zeo_imported: bool,
+}
+
+/// Convert a parsed document into the typed model, or every error found.
+pub(crate) fn convert(doc: &Document) -> (Config, Errors) {
+    let kind = detect_kind(&doc.root);
+    let mut cx = Cx {
+        errors: Errors::default(),
+        zeo_imported: false,
+    };
+    for (package, loc) in &doc.imports {
+        if package == "ZEO" {
+            cx.zeo_imported = true;
+        }
+        if kind != Kind::Zope && !KNOWN_IMPORTS.contains(&package.as_str()) {
+            cx.errors
+                .push(loc, ErrorKind::UnknownImport(package.clone()), &doc.root);
+        }
+    }
+    let config = top_level(&doc.root, kind, &mut cx);
+    (config, cx.errors)
+}
+
+/// One section slot of a container.
+struct Slot {
+    /// Concrete types that fill it.
+    types: &'static [&'static str],
+    occurs: Occurs,
+}
+
+/// Match `container`'s subsections to its slots; returns, per slot, the
+/// sections that filled it. Misfits are reported.
+fn match_sections<'a>(
+    container: &'a RawSection,
+    slots: &[Slot],
+    cx: &mut Cx,
+    untyped: Option<&mut Vec<&'a RawSection>>,
+) -> Vec<Vec<&'a RawSection>> {
+    let mut filled: Vec<Vec<&RawSection>> = slots.iter().map(|_| Vec::new()).collect();
+    let mut names: HashMap<&str, ()> = HashMap::new();
+    let mut rest = untyped;
+    for s in &container.sections {
+        if let Some(name) = &s.name
+            && names.insert(name, ()).is_some()
+        {
+            let kind = ErrorKind::SectionNameReused(name.clone());
+            cx.errors.push(&s.end, kind, container);
+        }
+        let t = s.type_name.as_str();
+        let allowed_here =
+            |slot: &Slot| slot.types.contains(&t) && (t != "clientstorage" || cx.zeo_imported);
+        if let Some(i) = slots.iter().position(allowed_here) {
+            if slots[i].occurs == Once && !filled[i].is_empty() {
+                let kind = ErrorKind::TooManySections(t.to_string());
+                cx.errors.push(&s.end, kind, container);
+            } else {
+                filled[i].push(s);
+            }
+            continue;
+        }
+        if let Some(list) = rest.as_deref_mut() {
+            list.push(s);
+            continue;
+        }
+        let kind = if ABSTRACT_TYPES.contains(&t) {
+            ErrorKind::AbstractType(t.to_string())
+        } else if KNOWN_TYPES.contains(&t) || (t == "clientstorage" && cx.zeo_imported) {
+            ErrorKind::NoMatchingSection {
+                type_name: t.to_string(),
+                name: s.name.clone(),
+            }
+        } else {
+            ErrorKind::UnknownType(t.to_string())
+        };
+        cx.errors.push(&s.start, kind, container);
+    }
+    filled
+}
+
+const LOG_TYPES: &[&str] = &["eventlog", "logger"];
+const HANDLER_TYPES: &[&str] = &[
+    "logfile",
+    "syslog",
+    "win32-eventlog",
+    "http-logger",
+    "email-notifier",
+];
+const STORAGE_TYPES: &[&str] = &[
+    "filestorage",
+    "mappingstorage",
+    "demostorage",
+    "blobstorage",
+    "zeoclient",
+    "clientstorage",
+    "fullstorage",
+    "minimalstorage",
+];
+
+fn top_level(root: &RawSection, kind: Kind, cx: &mut Cx) -> Config {
+    let mut config = Config {
+        kind,
+        ..Config::default()
+    };
+    match kind {
+        Kind::Zdaemon => {
+            Reader::new(root, &[], &mut cx.errors);
+            let slots = [
+                slot(&["runner"], Once),
+                slot(&["environment"], Once),
+                slot(&["eventlog"], Once),
+            ];
+            let m = match_sections(root, &slots, cx, None);
+            config.runner = one_required(root, &m[0], "runner", cx).map(|s| runner(s, cx));
+            config.environment = m[1].first().map(|s| environment(s, cx)).unwrap_or_default();
+            config.eventlog = m[2].first().map(|s| eventlog(s, cx));
+        }
+        Kind::Zeo => {
+            Reader::new(root, &[], &mut cx.errors);
+            let slots = [
+                slot(&["zeo"], Once),
+                slot(&["runner"], Once),
+                slot(STORAGE_TYPES, Many),
+                slot(&["eventlog"], Once),
+            ];
+            let m = match_sections(root, &slots, cx, None);
+            config.zeo = one_required(root, &m[0], "zeo", cx).map(|s| zeo(s, cx));
+            config.runner = m[1].first().map(|s| runner(s, cx));
+            if m[2].is_empty() {
+                not_enough(root, "zodb.storage", cx);
+            }
+            config.storages = m[2].iter().map(|s| storage(s, cx)).collect();
+            config.eventlog = m[3].first().map(|s| eventlog(s, cx));
+        }
+        Kind::Zodb => {
+            Reader::new(root, &[], &mut cx.errors);
+            let m = match_sections(root, &[slot(&["zodb"], Many)], cx, None);
+            if m[0].is_empty() {
+                not_enough(root, "zodb.database", cx);
+            }
+            config.databases = m[0].iter().map(|s| database(s, cx)).collect();
+        }
+        Kind::Zope => {
+            let slots = [
+                slot(&["runner"], Once),
+                slot(&["environment"], Once),
+                slot(&["eventlog"], Once),
+                slot(&["zodb_db"], Many),
+            ];
+            let mut other = Vec::new();
+            let m = match_sections(root, &slots, cx, Some(&mut other));
+            config.runner = m[0].first().map(|s| runner(s, cx));
+            config.environment = m[1].first().map(|s| environment(s, cx)).unwrap_or_default();
+            config.eventlog = m[2].first().map(|s| eventlog(s, cx));
+            config.databases = m[3].iter().map(|s| database(s, cx)).collect();
+            let mut zope = untyped(root, &[]);
+            zope.sections = other.iter().map(|s| untyped(s, &[])).collect();
+            config.zope = Some(zope);
+        }
+    }
+    config
+}
+
+fn slot(types: &'static [&'static str], occurs: Occurs) -> Slot {
+    Slot { types, occurs }
+}
+
+fn one_required<'a>(
+    container: &RawSection,
+    found: &[&'a RawSection],
+    type_name: &str,
+    cx: &mut Cx,
+) -> Option<&'a RawSection> {
+    if found.is_empty() {
+        let kind = ErrorKind::MissingSection(type_name.to_string());
+        cx.errors.push(&container.end, kind, container);
+    }
+    found.first().copied()
+}
+
+fn not_enough(container: &RawSection, type_name: &str, cx: &mut Cx) {
+    let kind = ErrorKind::NotEnoughSections {
+        type_name: type_name.to_string(),
+        found: 0,
+        required: 1,
+    };
+    cx.errors.push(&container.end, kind, container);
+}
+
+fn untyped(s: &RawSection, skip: &[&str]) -> Untyped {
+    let mut keys: indexmap::IndexMap<String, Vec<String>> = indexmap::IndexMap::new();
+    for v in &s.values {
+        let k = v.key.to_ascii_lowercase();
+        if !skip.contains(&k.as_str()) {
+            keys.entry(k).or_default().push(v.value.clone());
+        }
+    }
+    let nested = !s.type_name.is_empty();
+    Untyped {
+        section_type: nested.then(|| s.type_name.clone()),
+        section_name: s.name.clone(),
+        keys,
+        // The top level's sections are matched by the caller first.
+        sections: if nested {
+            s.sections.iter().map(|c| untyped(c, &[])).collect()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+fn words(s: &str) -> Conv<Vec<String>> {
+    Ok(dt::string_list(s))
+}
+
+fn runner(s: &RawSection, cx: &mut Cx) -> Runner {
+    const KEYS: &[(&str, Occurs)] = &[
+        ("program", Once),
+        ("python", Once),
+        ("zdrun", Once),
+        ("socket-name", Once),
+        ("daemon", Once),
+        ("directory", Once),
+        ("backoff-limit", Once),
+        ("forever", Once),
+        ("exit-codes", Once),
+        ("start-test-program", Once),
+        ("start-timeout", Once),
+        ("stop-timeout", Once),
+        ("user", Once),
+        ("umask", Once),
+        ("hang-around", Once),
+        ("default-to-interactive", Once),
+        ("logfile", Once),
+        ("transcript", Once),
+        ("prompt", Once),
+    ];
+    let r = Reader::new(s, KEYS, &mut cx.errors);
+    let m = match_sections(s, &[slot(LOG_TYPES, Once)], cx, None);
+    let e = &mut cx.errors;
+    let mut runner = Runner {
+        section_name: s.name.clone(),
+        program: r.req("program", words, e),
+        python: r.opt("python", dt::existing_path, e),
+        zdrun: r.opt("zdrun", dt::existing_path, e),
+        socket_name: r.or("socket-name", "zdsock", dt::existing_parent_dirpath, e),
+        daemon: r.or("daemon", "on", dt::boolean, e),
+        directory: r.opt("directory", dt::existing_parent_directory, e),
+        backoff_limit: r.or("backoff-limit", "10", dt::integer, e),
+        forever: r.or("forever", "false", dt::boolean, e),
+        exit_codes: r.or("exit-codes", "0,2", dt::list_of_ints, e),
+        start_test_program: r.opt("start-test-program", words, e),
+        start_timeout: r.or("start-timeout", "300", dt::integer, e),
+        stop_timeout: r.or("stop-timeout", "300", dt::integer, e),
+        user: r.opt("user", string, e),
+        umask: r.or("umask", "022", dt::octal, e),
+        hang_around: r.or("hang-around", "false", dt::boolean, e),
+        default_to_interactive: r.or("default-to-interactive", "true", dt::boolean, e),
+        logfile: r.opt("logfile", dt::existing_dirpath, e),
+        transcript: r.opt("transcript", dt::existing_dirpath, e),
+        prompt: r.opt("prompt", string, e),
+        eventlog: None,
+    };
+    runner.eventlog = m[0].first().map(|s| eventlog(s, cx));
+    runner
+}
+
+fn environment(s: &RawSection, cx: &mut Cx) -> indexmap::IndexMap<String, String> {
+    // keytype "string": names are kept exactly as written.
+    let mut map = indexmap::IndexMap::new();
+    for v in &s.values {
+        if map.contains_key(&v.key) {
+            cx.errors
+                .push(&v.location, ErrorKind::TooManyValues(v.key.clone()), s);
+        } else {
+            map.insert(v.key.clone(), v.value.clone());
+        }
+    }
+    match_sections(s, &[], cx, None);
+    map
+}
+
+fn eventlog(s: &RawSection, cx: &mut Cx) -> EventLog {
+    let is_logger = s.type_name == "logger";
+    let keys: &[(&str, Occurs)] = if is_logger {
+        &[("level", Once), ("propagate", Once), ("name", Once)]
+    } else {
+        &[("level", Once)]
+    };
+    let r = Reader::new(s, keys, &mut cx.errors);
+    let m = match_sections(s, &[slot(HANDLER_TYPES, Many)], cx, None);
+    let e = &mut cx.errors;
+    let mut log = EventLog {
+        section_name: s.name.clone(),
+        level: Level(r.or("level", "info", dt::logging_level, e)),
+        handlers: Vec::new(),
+        log_type: None,
+        propagate: None,
+        name: None,
+    };
+    if is_logger {
+        log.log_type = Some("logger".into());
+        log.propagate = Some(r.or("propagate", "true", dt::boolean, e));
+        log.name = Some(r.opt("name", dt::dotted_name, e));
+    }
+    log.handlers = m[0].iter().map(|h| handler(h, cx)).collect();
+    log
+}
+
+fn handler(s: &RawSection, cx: &mut Cx) -> Handler {
+    let own: &[(&str, Occurs)] = match s.type_name.as_str() {
+        "logfile" => &[
+            ("path", Once),
+            ("old-files", Once),
+            ("max-size", Once),
+            ("when", Once),
+            ("interval", Once),
+            ("encoding", Once),
+            ("delay", Once),
+        ],
+        "syslog" => &[("facility", Once), ("address", Once)],
+        "win32-eventlog" => &[("appname", Once)],
+        "http-logger" => &[("url", Once), ("method", Once)],
+        _ => &[
+            ("from", Once),
+            ("to", Many),
+            ("subject", Once),
+            ("smtp-server", Once),
+            ("smtp-username", Once),
+            ("smtp-password", Once),
+        ],
+    };
+    let mut keys = own.to_vec();
+    keys.extend_from_slice(&[
+        ("formatter", Once),
+        ("dateformat", Once),
+        ("level", Once),
+        ("style", Once),
+        ("arbitrary-fields", Once),
+        ("format", Once),
+    ]);
+    let r = Reader::new(s, &keys, &mut cx.errors);
+    match_sections(s, &[], cx, None);
+    let e = &mut cx.errors;
+    let default_format = match s.type_name.as_str() {
+        "logfile" => logfile_format(),
+        "syslog" => syslog_format(),
+        "win32-eventlog" => win32_format(),
+        _ => http_format(),
+    };
+    let section_name = s.name.clone();
+    let formatter = r.opt("formatter", dt::dotted_name, e);
+    let dateformat = r.or("dateformat", "%Y-%m-%dT%H:%M:%S", string, e);
+    let level = Level(r.or("level", "notset", dt::logging_level, e));
+    let style = r.or("style", "classic", dt::log_format_style, e);
+    let arbitrary_fields = r.or("arbitrary-fields", "false", dt::boolean, e);
+    let format = match r.opt("format", |v| Ok(dt::escaped_string(v)), e) {
+        Some(f) => f,
+        None => default_format,
+    };
+    if let Err(m) = super::logcheck::check_format(&format, &style, arbitrary_fields) {
+        e.push(&s.end, ErrorKind::Invalid(m), s);
+    }
+    macro_rules! common {
+        ($ty:ident { $($f:ident: $v:expr),* $(,)? }) => {
+            $ty {
+                section_name,
+                $($f: $v,)*
+                dateformat,
+                formatter,
+                level,
+                style,
+                arbitrary_fields,
+                format,
+            }
+        };
+    }
+    match s.type_name.as_str() {
+        "logfile" => {
+            let h = common!(LogFile {
+                path: r.req("path", string, e),
+                old_files: r.or("old-files", "0", dt::integer, e),
+                max_size: r.or("max-size", "0", dt::byte_size, e),
+                when: r.or("when", "", string, e),
+                interval: r.or("interval", "0", dt::integer, e),
+                encoding: r.opt("encoding", string, e),
+                delay: r.or("delay", "false", dt::boolean, e),
+            });
+            if let Err(m) = super::logcheck::check_logfile(&h) {
+                e.push(&s.end, ErrorKind::Invalid(m), s);
+            }
+            Handler::Logfile(h)
+        }
+        "syslog" => Handler::Syslog(common!(Syslog {
+            facility: r.or("facility", "user", dt::syslog_facility, e),
+            address: r.or("address", "localhost:514", any_address, e),
+        })),
+        "win32-eventlog" => Handler::Win32Eventlog(common!(Win32EventLog {
+            appname: r.or("appname", "Zope", string, e),
+        })),
+        "http-logger" => Handler::HttpLogger(common!(HttpLogger {
+            url: r.or("url", "http://localhost/", dt::http_url, e),
+            method: r.or("method", "GET", dt::get_or_post, e),
+        })),
+        _ => Handler::EmailNotifier(common!(EmailNotifier {
+            fromaddr: r.req("from", string, e),
+            toaddrs: {
+                if !r.has("to") {
+                    e.push(&s.end, ErrorKind::MissingKey("to".into()), s);
+                }
+                r.many("to", string, e)
+            },
+            subject: r.or("subject", "Message from Zope", string, e),
+            smtp_server: r.or("smtp-server", "localhost", inet_any, e),
+            smtp_username: r.or("smtp-username", "", string, e),
+            smtp_password: r.or("smtp-password", "", string, e),
+        })),
+    }
+}
+
+fn any_address(s: &str) -> Conv<SocketAddress> {
+    SocketAddress::parse(s, DefaultHost::Any)
+}
+
+fn connection_address(s: &str) -> Conv<SocketAddress> {
+    SocketAddress::parse(s, DefaultHost::Loopback)
+}
+
+fn inet_any(s: &str) -> Conv<SocketAddress> {
+    let (host, port) = dt::inet_address(s, DefaultHost::Any)?;
+    Ok(SocketAddress::Inet { host, port })
+}
+
+impl Default for SocketAddress {
+    fn default() -> Self {
+        SocketAddress::Inet {
+            host: String::new(),
+            port: None,
+        }
+    }
+}
+
+fn zeo(s: &RawSection, cx: &mut Cx) -> Zeo {
+    const KEYS: &[(&str, Occurs)] = &[
+        ("address", Once),
+        ("read-only", Once),
+        ("invalidation-queue-size", Once),
+        ("invalidation-age", Once),
+        ("transaction-timeout", Once),
+        ("pid-filename", Once),
+        ("client-conflict-resolution", Once),
+        ("msgpack", Once),
+    ];
+    let r = Reader::new(s, KEYS, &mut cx.errors);
+    let m = match_sections(s, &[slot(&["ssl"], Once)], cx, None);
+    let e = &mut cx.errors;
+    let mut z = Zeo {
+        section_name: s.name.clone(),
+        address: r.req("address", any_address, e),
+        read_only: r.or("read-only", "false", dt::boolean, e),
+        invalidation_queue_size: r.or("invalidation-queue-size", "100", dt::integer, e),
+        invalidation_age: r.opt("invalidation-age", dt::float, e),
+        transaction_timeout: r.opt("transaction-timeout", dt::integer, e),
+        pid_filename: r.opt("pid-filename", dt::existing_dirpath, e),
+        client_conflict_resolution: r.or("client-conflict-resolution", "false", dt::boolean, e),
+        msgpack: r.opt("msgpack", dt::boolean, e),
+        ssl: None,
+    };
+    z.ssl = m[0].first().map(|s| {
+        let r = Reader::new(
+            s,
+            &[
+                ("certificate", Once),
+                ("key", Once),
+                ("password-function", Once),
+                ("authenticate", Once),
+            ],
+            &mut cx.errors,
+        );
+        match_sections(s, &[], cx, None);
+        let e = &mut cx.errors;
+        ServerSsl {
+            section_name: s.name.clone(),
+            certificate: r.req("certificate", dt::existing_dirpath, e),
+            key: r.opt("key", dt::existing_dirpath, e),
+            password_function: r.opt("password-function", string, e),
+            authenticate: r.req("authenticate", string, e),
+        }
+    });
+    z
+}
+
+fn storage(s: &RawSection, cx: &mut Cx) -> Storage {
+    let name = s.name.clone();
+    match s.type_name.as_str() {
+        "filestorage" => {
+            let r = Reader::new(
+                s,
+                &[
+                    ("path", Once),
+                    ("blob-dir", Once),
+                    ("create", Once),
+                    ("read-only", Once),
+                    ("quota", Once),
+                    ("packer", Once),
+                    ("pack-gc", Once),
+                    ("pack-keep-old", Once),
+                ],
+                &mut cx.errors,
+            );
+            match_sections(s, &[], cx, None);
+            let e = &mut cx.errors;
+            Storage::Filestorage(FileStorage {
+                section_name: name,
+                path: r.req("path", dt::existing_dirpath, e),
+                blob_dir: r.opt("blob-dir", dt::existing_dirpath, e),
+                create: r.opt("create", dt::boolean, e),
+                read_only: r.opt("read-only", dt::boolean, e),
+                quota: r.opt("quota", dt::byte_size, e),
+                packer: r.opt("packer", string, e),
+                pack_gc: r.or("pack-gc", "true", dt::boolean, e),
+                pack_keep_old: r.or("pack-keep-old", "true", dt::boolean, e),
+            })
+        }
+        "mappingstorage" => {
+            let r = Reader::new(s, &[("name", Once)], &mut cx.errors);
+            match_sections(s, &[], cx, None);
+            Storage::Mappingstorage(MappingStorage {
+                section_name: name,
+                name: r.or("name", "Mapping Storage", string, &mut cx.errors),
+            })
+        }
+        "demostorage" => {
+            let r = Reader::new(s, &[("name", Once)], &mut cx.errors);
+            let m = match_sections(s, &[slot(STORAGE_TYPES, Many)], cx, None);
+            let n = r.opt("name", string, &mut cx.errors);
+            Storage::Demostorage(DemoStorage {
+                section_name: name,
+                name: n,
+                factories: m[0].iter().map(|c| storage(c, cx)).collect(),
+            })
+        }
+        "blobstorage" => {
+            let r = Reader::new(s, &[("blob-dir", Once)], &mut cx.errors);
+            let m = match_sections(s, &[slot(STORAGE_TYPES, Once)], cx, None);
+            let blob_dir = r.req("blob-dir", string, &mut cx.errors);
+            Storage::Blobstorage(BlobStorage {
+                section_name: name,
+                blob_dir,
+                base: m[0].first().map(|c| Box::new(storage(c, cx))),
+            })
+        }
+        "zeoclient" => zeoclient(s, cx),
+        "clientstorage" => clientstorage(s, cx),
+        _ => {
+            let r = Reader::new(
+                s,
+                &[
+                    ("envdir", Once),
+                    ("interval", Once),
+                    ("kbyte", Once),
+                    ("min", Once),
+                    ("logdir", Once),
+                    ("cachesize", Once),
+                    ("frequency", Once),
+                    ("packtime", Once),
+                    ("gcpack", Once),
+                    ("read-only", Once),
+                ],
+                &mut cx.errors,
+            );
+            match_sections(s, &[], cx, None);
+            let e = &mut cx.errors;
+            let b = BdbStorage {
+                section_name: name,
+                envdir: r.req("envdir", string, e),
+                interval: r.or("interval", "2m", dt::time_interval, e),
+                kbyte: r.or("kbyte", "0", dt::integer, e),
+                min: r.or("min", "0", dt::integer, e),
+                logdir: r.opt("logdir", string, e),
+                cachesize: r.or("cachesize", "128MB", dt::byte_size, e),
+                frequency: r.or("frequency", "0", dt::time_interval, e),
+                packtime: r.or("packtime", "4h", dt::time_interval, e),
+                gcpack: r.or("gcpack", "0", dt::integer, e),
+                read_only: r.or("read-only", "off", dt::boolean, e),
+            };
+            if s.type_name == "fullstorage" {
+                Storage::Fullstorage(b)
+            } else {
+                Storage::Minimalstorage(b)
+            }
+        }
+    }
+}
+
+fn servers(r: &Reader, s: &RawSection, e: &mut Errors) -> Vec<SocketAddress> {
+    if !r.has("server") {
+        e.push(&s.end, ErrorKind::MissingKey("server".into()), s);
+    }
+    r.many("server", connection_address, e)
+}
+
+fn zeoclient(s: &RawSection, cx: &mut Cx) -> Storage {
+    let r = Reader::new(
+        s,
+        &[
+            ("server", Many),
+            ("blob-dir", Once),
+            ("shared-blob-dir", Once),
+            ("blob-cache-size", Once),
+            ("blob-cache-size-check", Once),
+            ("storage", Once),
+            ("cache-size", Once),
+            ("name", Once),
+            ("client", Once),
+            ("var", Once),
+            ("min-disconnect-poll", Once),
+            ("max-disconnect-poll", Once),
+            ("wait", Once),
+            ("read-only", Once),
+            ("read-only-fallback", Once),
+            ("username", Once),
+            ("password", Once),
+            ("realm", Once),
+            ("drop-cache-rather-verify", Once),
+            ("client-label", Once),
+        ],
+        &mut cx.errors,
+    );
+    match_sections(s, &[], cx, None);
+    let e = &mut cx.errors;
+    Storage::Zeoclient(ZeoClient {
+        section_name: s.name.clone(),
+        server: servers(&r, s, e),
+        blob_dir: r.opt("blob-dir", string, e),
+        shared_blob_dir: r.or("shared-blob-dir", "no", dt::boolean, e),
+        blob_cache_size: r.opt("blob-cache-size", dt::byte_size, e),
+        blob_cache_size_check: r.opt("blob-cache-size-check", dt::integer, e),
+        storage: r.or("storage", "1", string, e),
+        cache_size: r.or("cache-size", "20MB", dt::byte_size, e),
+        name: r.or("name", "", string, e),
+        client: r.opt("client", string, e),
+        var: r.opt("var", string, e),
+        min_disconnect_poll: r.or("min-disconnect-poll", "5", dt::integer, e),
+        max_disconnect_poll: r.or("max-disconnect-poll", "300", dt::integer, e),
+        wait: r.or("wait", "on", dt::boolean, e),
+        read_only: r.or("read-only", "off", dt::boolean, e),
+        read_only_fallback: r.or("read-only-fallback", "off", dt::boolean, e),
+        username: r.opt("username", string, e),
+        password: r.opt("password", string, e),
+        realm: r.opt("realm", string, e),
+        drop_cache_rather_verify: r.or("drop-cache-rather-verify", "off", dt::boolean, e),
+        client_label: r.opt("client-label", string, e),
+    })
+}
+
+fn clientstorage(s: &RawSection, cx: &mut Cx) -> Storage {
+    let r = Reader::new(
+        s,
+        &[
+            ("server", Many),
+            ("cache-size", Once),
+            ("cache-path", Once),
+            ("blob-dir", Once),
+            ("shared-blob-dir", Once),
+            ("blob-cache-size", Once),
+            ("blob-cache-size-check", Once),
+            ("read-only", Once),
+            ("read-only-fallback", Once),
+            ("server-sync", Once),
+            ("wait-timeout", Once),
+            ("client-label", Once),
+            ("storage", Once),
+            ("name", Once),
+        ],
+        &mut cx.errors,
+    );
+    let m = match_sections(s, &[slot(&["ssl"], Once)], cx, None);
+    let e = &mut cx.errors;
+    let mut c = ClientStorage {
+        section_name: s.name.clone(),
+        server: servers(&r, s, e),
+        cache_size: r.or("cache-size", "20MB", dt::byte_size, e),
+        cache_path: r.opt("cache-path", string, e),
+        blob_dir: r.opt("blob-dir", string, e),
+        shared_blob_dir: r.or("shared-blob-dir", "no", dt::boolean, e),
+        blob_cache_size: r.opt("blob-cache-size", dt::byte_size, e),
+        blob_cache_size_check: r.opt("blob-cache-size-check", dt::integer, e),
+        read_only: r.or("read-only", "off", dt::boolean, e),
+        read_only_fallback: r.or("read-only-fallback", "off", dt::boolean, e),
+        server_sync: r.or("server-sync", "off", dt::boolean, e),
+        wait_timeout: r.or("wait-timeout", "30", dt::integer, e),
+        client_label: r.opt("client-label", string, e),
+        storage: r.or("storage", "1", string, e),
+        name: r.or("name", "", string, e),
+        ssl: None,
+    };
+    c.ssl = m[0].first().map(|s| {
+        let r = Reader::new(
+            s,
+            &[
+                ("certificate", Once),
+                ("key", Once),
+                ("password-function", Once),
+                ("authenticate", Once),
+                ("check-hostname", Once),
+                ("server-hostname", Once),
+            ],
+            &mut cx.errors,
+        );
+        match_sections(s, &[], cx, None);
+        let e = &mut cx.errors;
+        ClientSsl {
+            section_name: s.name.clone(),
+            certificate: r.req("certificate", dt::existing_dirpath, e),
+            key: r.opt("key", dt::existing_dirpath, e),
+            password_function: r.opt("password-function", string, e),
+            authenticate: r.opt("authenticate", dt::existing_dirpath, e),
+            check_hostname: r.or("check-hostname", "true", dt::boolean, e),
+            server_hostname: r.opt("server-hostname", string, e),
+        }
+    });
+    Storage::Clientstorage(c)
+}
+
+fn database(s: &RawSection, cx: &mut Cx) -> Database {
+    let zope = s.type_name == "zodb_db";
+    let mut keys = vec![
+        ("cache-size", Once),
+        ("cache-size-bytes", Once),
+        ("large-record-size", Once),
+        ("pool-size", Once),
+        ("pool-timeout", Once),
+        ("historical-pool-size", Once),
+        ("historical-cache-size", Once),
+        ("historical-cache-size-bytes", Once),
+        ("historical-timeout", Once),
+        ("database-name", Once),
+        ("allow-implicit-cross-references", Once),
+        ("class-factory", Once),
+    ];
+    if zope {
+        keys.extend([
+            ("mount-point", Many),
+            ("container-class", Once),
+            ("connection-class", Once),
+        ]);
+    }
+    let r = Reader::new(s, &keys, &mut cx.errors);
+    let m = match_sections(s, &[slot(STORAGE_TYPES, Once)], cx, None);
+    let e = &mut cx.errors;
+    let mut db = Database {
+        db_type: if zope {
+            DatabaseType::ZodbDb
+        } else {
+            DatabaseType::Zodb
+        },
+        section_name: s.name.clone(),
+        storage: None,
+        cache_size: r.or("cache-size", "5000", dt::integer, e),
+        cache_size_bytes: r.or("cache-size-bytes", "0", dt::byte_size, e),
+        large_record_size: r.or("large-record-size", "16MB", dt::byte_size, e),
+        pool_size: r.or("pool-size", "7", dt::integer, e),
+        pool_timeout: r.opt("pool-timeout", dt::time_interval, e),
+        historical_pool_size: r.or("historical-pool-size", "3", dt::integer, e),
+        historical_cache_size: r.or("historical-cache-size", "1000", dt::integer, e),
+        historical_cache_size_bytes: r.or("historical-cache-size-bytes", "0", dt::byte_size, e),
+        historical_timeout: r.or("historical-timeout", "5m", dt::time_interval, e),
+        database_name: r.opt("database-name", string, e),
+        allow_implicit_cross_references: r.opt("allow-implicit-cross-references", dt::boolean, e),
+        class_factory: r.opt("class-factory", dt::dotted_name, e),
+        mount_points: r.many("mount-point", string, e),
+        container_class: r.opt("container-class", dt::dotted_name, e),
+        connection_class: r.opt("connection-class", dt::dotted_name, e),
+    };
+    db.storage = m[0].first().map(|c| storage(c, cx));
+    db
+}

@@ -1,0 +1,144 @@
+//! `$` substitution: `$$`, `$name`, `${name}` (defines, case-insensitive)
+//! and `$(NAME)` (environment variables, case-sensitive).
+
+use std::collections::HashMap;
+
+use super::SyntaxErrorKind;
+
+/// Where `$(NAME)` looks its names up; a seam so tests need not touch the
+/// process environment.
+pub trait Environment {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+pub struct ProcessEnv;
+
+impl Environment for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
+    }
+}
+
+/// Length in bytes of the `[a-zA-Z_][a-zA-Z0-9_]*` name at the start of `s`.
+fn name_len(s: &str) -> usize {
+    let b = s.as_bytes();
+    if b.is_empty() || !(b[0].is_ascii_alphabetic() || b[0] == b'_') {
+        return 0;
+    }
+    1 + b[1..]
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+        .count()
+}
+
+/// True if `s` is a legal `%define` name.
+pub fn is_name(s: &str) -> bool {
+    !s.is_empty() && name_len(s) == s.len()
+}
+
+/// Replace every `$` form in `text`. `defines` keys are lower-case.
+pub fn substitute(
+    text: &str,
+    defines: &HashMap<String, String>,
+    env: &dyn Environment,
+) -> Result<String, SyntaxErrorKind> {
+    if !text.contains('$') {
+        return Ok(text.to_string());
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (value, consumed) = match after.as_bytes().first() {
+            None => return Err(SyntaxErrorKind::LoneDollar),
+            Some(b'$') => ("$".to_string(), 1),
+            Some(b'{') => {
+                let n = name_len(&after[1..]);
+                if n == 0 {
+                    return Err(SyntaxErrorKind::BraceNotFollowedByName);
+                }
+                let name = &after[1..1 + n];
+                if after.as_bytes().get(1 + n) != Some(&b'}') {
+                    return Err(SyntaxErrorKind::BraceNotClosed(name.to_string()));
+                }
+                (lookup(name, defines)?, n + 2)
+            }
+            Some(b'(') => {
+                let n = name_len(&after[1..]);
+                if n == 0 {
+                    return Err(SyntaxErrorKind::ParenNotFollowedByName);
+                }
+                let name = &after[1..1 + n];
+                if after.as_bytes().get(1 + n) != Some(&b')') {
+                    return Err(SyntaxErrorKind::ParenNotClosed(name.to_string()));
+                }
+                let v = env
+                    .var(name)
+                    .ok_or_else(|| SyntaxErrorKind::NoReplacement(name.to_string()))?;
+                (v, n + 2)
+            }
+            Some(_) => {
+                let n = name_len(after);
+                if n == 0 {
+                    return Err(SyntaxErrorKind::DollarNotFollowedByName);
+                }
+                (lookup(&after[..n], defines)?, n)
+            }
+        };
+        out.push_str(&value);
+        rest = &after[consumed..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn lookup(name: &str, defines: &HashMap<String, String>) -> Result<String, SyntaxErrorKind> {
+    defines
+        .get(&name.to_ascii_lowercase())
+        .cloned()
+        .ok_or_else(|| SyntaxErrorKind::NoReplacement(name.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Env;
+    impl Environment for Env {
+        fn var(&self, name: &str) -> Option<String> {
+            (name == "HOME").then(|| "/home/z".to_string())
+        }
+    }
+
+    fn sub(text: &str) -> Result<String, SyntaxErrorKind> {
+        let mut d = HashMap::new();
+        d.insert("foo".to_string(), "F".to_string());
+        d.insert("foo_bar".to_string(), "FB".to_string());
+        substitute(text, &d, &Env)
+    }
+
+    #[test]
+    fn forms() {
+        assert_eq!(sub("a $foo b").unwrap(), "a F b");
+        assert_eq!(sub("$FOO${Foo}x").unwrap(), "FFx");
+        assert_eq!(sub("$foo_bar $foo-x $foo.y").unwrap(), "FB F-x F.y");
+        assert_eq!(sub("$$foo $$").unwrap(), "$foo $");
+        assert_eq!(sub("$(HOME)/x").unwrap(), "/home/z/x");
+    }
+
+    #[test]
+    fn errors() {
+        use SyntaxErrorKind::*;
+        assert_eq!(sub("x $"), Err(LoneDollar));
+        assert_eq!(sub("ab$ c"), Err(DollarNotFollowedByName));
+        assert_eq!(sub("$1"), Err(DollarNotFollowedByName));
+        assert_eq!(sub("${}"), Err(BraceNotFollowedByName));
+        assert_eq!(sub("${foo"), Err(BraceNotClosed("foo".into())));
+        assert_eq!(sub("$("), Err(ParenNotFollowedByName));
+        assert_eq!(sub("$(HOME"), Err(ParenNotClosed("HOME".into())));
+        assert_eq!(sub("$nope"), Err(NoReplacement("nope".into())));
+        assert_eq!(sub("$(home)"), Err(NoReplacement("home".into())));
+    }
+}
