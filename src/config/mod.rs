@@ -40,24 +40,7 @@ impl Format {
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     match Format::of(path) {
         Format::Toml => {
-            let text = std::fs::read(path).map_err(|e| {
-                io_error(
-                    path,
-                    zconfig::SyntaxErrorKind::Read {
-                        path: path.display().to_string(),
-                        reason: e.to_string(),
-                    },
-                )
-            })?;
-            let text = String::from_utf8(text).map_err(|e| {
-                io_error(
-                    path,
-                    zconfig::SyntaxErrorKind::InvalidUtf8 {
-                        path: path.display().to_string(),
-                        offset: e.utf8_error().valid_up_to(),
-                    },
-                )
-            })?;
+            let text = zconfig::read_text(path).map_err(|kind| io_error(path, kind))?;
             tomlfmt::load_str(&text, path)
         }
         Format::ZConfig => {
@@ -98,8 +81,12 @@ fn syntax_errors(errors: Vec<zconfig::SyntaxError>) -> ConfigErrors {
 }
 
 fn io_error(path: &Path, kind: zconfig::SyntaxErrorKind) -> ConfigErrors {
+    let line = match kind {
+        zconfig::SyntaxErrorKind::InvalidUtf8 { line, .. } => line,
+        _ => 0,
+    };
     ConfigErrors(vec![ConfigError {
-        location: zconfig::Location::new(path.into(), 0),
+        location: zconfig::Location::new(path.into(), line),
         kind: ErrorKind::Syntax(kind),
         section: None,
         included_from: Vec::new(),

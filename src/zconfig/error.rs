@@ -42,8 +42,13 @@ pub enum SyntaxErrorKind {
     MalformedSectionEnd,
     MalformedSectionHeader,
     UnexpectedSectionEnd,
-    UnbalancedSectionEnd { expected: String, found: String },
-    UnclosedSections { open: String },
+    UnbalancedSectionEnd {
+        expected: String,
+        found: String,
+    },
+    UnclosedSections {
+        open: String,
+    },
     MalformedData,
     MalformedDirective,
     UnknownDirective(String),
@@ -61,8 +66,15 @@ pub enum SyntaxErrorKind {
     UnsupportedUrl(String),
     IncludeCycle(String),
     IncludeTooDeep,
-    Read { path: String, reason: String },
-    InvalidUtf8 { path: String, offset: usize },
+    Read {
+        path: String,
+        reason: String,
+    },
+    InvalidUtf8 {
+        path: String,
+        line: u32,
+        offset: usize,
+    },
 }
 
 impl fmt::Display for SyntaxErrorKind {
@@ -99,9 +111,10 @@ impl fmt::Display for SyntaxErrorKind {
             IncludeCycle(p) => write!(f, "%include cycle: {p} is already being read"),
             IncludeTooDeep => f.write_str("%include nested too deeply"),
             Read { path, reason } => write!(f, "error opening file {path}: {reason}"),
-            InvalidUtf8 { path, offset } => {
-                write!(f, "{path} is not valid UTF-8 (byte offset {offset})")
-            }
+            InvalidUtf8 { path, line, offset } => write!(
+                f,
+                "{path} is not valid UTF-8: line {line}, byte offset {offset}"
+            ),
         }
     }
 }

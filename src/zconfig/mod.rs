@@ -10,6 +10,7 @@ mod parser;
 pub mod substitute;
 
 pub use error::{Location, SyntaxError, SyntaxErrorKind};
+pub(crate) use parser::read_text;
 pub use parser::{parse_file, parse_str};
 
 use std::path::PathBuf;

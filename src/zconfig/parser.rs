@@ -17,8 +17,12 @@ const MAX_INCLUDE_DEPTH: usize = 64;
 pub fn parse_file(path: &Path) -> Result<Document, Vec<SyntaxError>> {
     let file: Arc<Path> = Arc::from(path);
     let text = read_text(path).map_err(|kind| {
+        let line = match kind {
+            SyntaxErrorKind::InvalidUtf8 { line, .. } => line,
+            _ => 0,
+        };
         vec![SyntaxError {
-            location: Location::new(file.clone(), 0),
+            location: Location::new(file.clone(), line),
             kind,
             included_from: Vec::new(),
         }]
@@ -70,14 +74,20 @@ pub fn parse_str_with_env(
     }
 }
 
-fn read_text(path: &Path) -> Result<String, SyntaxErrorKind> {
+/// Read a file as strict UTF-8.
+pub(crate) fn read_text(path: &Path) -> Result<String, SyntaxErrorKind> {
     let bytes = std::fs::read(path).map_err(|e| SyntaxErrorKind::Read {
         path: path.display().to_string(),
         reason: e.to_string(),
     })?;
-    String::from_utf8(bytes).map_err(|e| SyntaxErrorKind::InvalidUtf8 {
-        path: path.display().to_string(),
-        offset: e.utf8_error().valid_up_to(),
+    String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        let before = &e.as_bytes()[..offset];
+        SyntaxErrorKind::InvalidUtf8 {
+            path: path.display().to_string(),
+            line: 1 + before.iter().filter(|b| **b == b'\n').count() as u32,
+            offset,
+        }
     })
 }
 
