@@ -63,10 +63,14 @@ pub fn load_toml_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
 
 /// Convert a parsed ZConfig document into the typed model.
 pub fn from_document(doc: &zconfig::Document) -> Result<Config, ConfigErrors> {
-    let (config, errors) = schema::convert(doc);
+    let (config, mut errors) = schema::convert(doc);
     if errors.0.is_empty() {
         Ok(config)
     } else {
+        // Conversion visits sections before keys; report in file order.
+        errors.0.sort_by(|a, b| {
+            (&a.location.file, a.location.line).cmp(&(&b.location.file, b.location.line))
+        });
         Err(ConfigErrors(errors.0))
     }
 }

@@ -835,6 +835,10 @@ fn database(s: &RawSection, cx: &mut Cx) -> Database {
     let r = Reader::new(s, &keys, &mut cx.errors);
     let m = match_sections(s, &[slot(STORAGE_TYPES, Once)], cx, None);
     let e = &mut cx.errors;
+    // Zope's schema requires every database to say where it is mounted.
+    if zope && !r.has("mount-point") {
+        e.push(&s.end, ErrorKind::MissingKey("mount-point".into()), s);
+    }
     let mut db = Database {
         db_type: if zope {
             DatabaseType::ZodbDb
@@ -856,7 +860,7 @@ fn database(s: &RawSection, cx: &mut Cx) -> Database {
         allow_implicit_cross_references: r.opt("allow-implicit-cross-references", dt::boolean, e),
         class_factory: r.opt("class-factory", dt::dotted_name, e),
         mount_points: r.many("mount-point", string, e),
-        container_class: r.opt("container-class", dt::dotted_name, e),
+        container_class: r.opt("container-class", string, e),
         connection_class: r.opt("connection-class", dt::dotted_name, e),
     };
     db.storage = m[0].first().map(|c| storage(c, cx));

@@ -71,3 +71,6 @@ pub struct Document {
     /// The main file and every included file, in the order they were read.
     pub files: Vec<PathBuf>,
 }
+
+#[cfg(test)]
+mod tests;

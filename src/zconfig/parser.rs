@@ -36,7 +36,7 @@ pub fn parse_str(text: &str, path: &Path) -> Result<Document, Vec<SyntaxError>> 
 }
 
 /// As [`parse_str`], with `$(NAME)` looked up in `env`.
-pub fn parse_str_with_env(
+pub(crate) fn parse_str_with_env(
     text: &str,
     path: &Path,
     env: &dyn Environment,

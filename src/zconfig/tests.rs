@@ -1,0 +1,170 @@
+//! Error locations of the text layer, one table row per error.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::parser::parse_str_with_env;
+use super::substitute::Environment;
+use super::{SyntaxErrorKind as K, *};
+
+struct NoEnv;
+impl Environment for NoEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        (name == "HOME").then(|| "/home/zd".into())
+    }
+}
+
+fn parse(text: &str) -> Result<Document, Vec<SyntaxError>> {
+    parse_str_with_env(text, Path::new("/nonexistent/t.conf"), &NoEnv)
+}
+
+fn first_error(text: &str) -> (u32, SyntaxErrorKind) {
+    let errors = parse(text).expect_err("input should be rejected");
+    (errors[0].location.line, errors[0].kind.clone())
+}
+
+#[test]
+fn error_locations() {
+    let unbalanced = K::UnbalancedSectionEnd {
+        expected: "sec".into(),
+        found: "sec one".into(),
+    };
+    let rows: Vec<(&str, u32, SyntaxErrorKind)> = vec![
+        ("a 1\n<sec\n", 2, K::MalformedSectionStart),
+        ("a 1\n</sec\n", 2, K::MalformedSectionEnd),
+        ("\n< sec one >\n", 2, K::MalformedSectionHeader),
+        ("<sec one two>\n</sec>\n", 1, K::MalformedSectionHeader),
+        ("<sec one> y 1 </sec>\n", 1, K::MalformedSectionHeader),
+        ("<>\n", 1, K::MalformedSectionHeader),
+        ("a 1\n</sec>\n", 2, K::UnexpectedSectionEnd),
+        ("<sec one>\n</sec one>\n", 2, unbalanced),
+        (
+            "<sec>\na 1\n",
+            2,
+            K::UnclosedSections { open: "sec".into() },
+        ),
+        ("a 1\n(x) 2\n", 2, K::MalformedData),
+        ("a 1\n% define x\n", 2, K::MalformedDirective),
+        ("a 1\n%DEFINE x\n", 2, K::UnknownDirective("DEFINE".into())),
+        (
+            "a 1\n%define\n",
+            2,
+            K::MissingDirectiveArgument("define".into()),
+        ),
+        (
+            "%define a 1\n%define A 2\n",
+            2,
+            K::CannotRedefine("a".into()),
+        ),
+        ("a 1\n%define 1a x\n", 2, K::IllegalDefineName("1a".into())),
+        ("a 1\nb x$\n", 2, K::LoneDollar),
+        ("a 1\nb $1\n", 2, K::DollarNotFollowedByName),
+        ("a 1\nb ${}\n", 2, K::BraceNotFollowedByName),
+        (
+            "%define foo 1\nb ${foo\n",
+            2,
+            K::BraceNotClosed("foo".into()),
+        ),
+        ("a 1\nb $(\n", 2, K::ParenNotFollowedByName),
+        ("a 1\nb $(HOME\n", 2, K::ParenNotClosed("HOME".into())),
+        ("a 1\nb $(NOPE)\n", 2, K::NoReplacement("NOPE".into())),
+        ("a 1\nb $Nope\n", 2, K::NoReplacement("Nope".into())),
+        ("a 1\n%include x.conf#frag\n", 2, K::FragmentInInclude),
+        (
+            "a 1\n%include http://h/x.conf\n",
+            2,
+            K::UnsupportedUrl("http://h/x.conf".into()),
+        ),
+    ];
+    for (text, line, kind) in rows {
+        assert_eq!(first_error(text), (line, kind), "input {text:?}");
+    }
+}
+
+#[test]
+fn errors_are_collected_past_the_first() {
+    let errors = parse("a $\n<x\nb ${\n").unwrap_err();
+    let lines: Vec<u32> = errors.iter().map(|e| e.location.line).collect();
+    assert_eq!(lines, [1, 2, 3]);
+}
+
+#[test]
+fn tree_shape_and_case_rules() {
+    let doc = parse(
+        "%define Dir /srv\n\
+         Key $DIR/a ${dir}b $$\n\
+         <SEC Main>\n  Inner x # not a comment\n  <sub/>\n</Sec>\n\
+         <env>\n  Path $(HOME)\n</env>\n",
+    )
+    .unwrap();
+    let root = &doc.root;
+    assert_eq!(root.values[0].key, "Key");
+    assert_eq!(root.values[0].value, "/srv/a /srvb $");
+    let sec = &root.sections[0];
+    assert_eq!(
+        (sec.type_name.as_str(), sec.name.as_deref()),
+        ("sec", Some("main"))
+    );
+    assert_eq!(sec.values[0].value, "x # not a comment");
+    assert_eq!((sec.start.line, sec.end.line), (3, 6));
+    assert_eq!(sec.sections[0].type_name, "sub");
+    assert_eq!(root.sections[1].values[0].value, "/home/zd");
+}
+
+#[test]
+fn key_value_quirks() {
+    let doc = parse("a(b) x\nc\nd = 1\ne foo \\\n").unwrap();
+    let kv: HashMap<&str, &str> = doc
+        .root
+        .values
+        .iter()
+        .map(|v| (v.key.as_str(), v.value.as_str()))
+        .collect();
+    assert_eq!(kv["a"], "(b) x");
+    assert_eq!(kv["c"], "");
+    assert_eq!(kv["d"], "= 1");
+    assert_eq!(kv["e"], "foo \\");
+}
+
+#[test]
+fn includes_resolve_relative_and_detect_cycles() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join("inc.conf"), "%define later yes\nk2 v2\n").unwrap();
+    std::fs::write(sub.join("loop.conf"), "%include ../main.conf\n").unwrap();
+    let main = dir.path().join("main.conf");
+    let text = "<s>\n%include sub/inc.conf\n</s>\nk $later\n";
+    std::fs::write(&main, text).unwrap();
+    let doc = parse_str_with_env(text, &main, &NoEnv).unwrap();
+    assert_eq!(doc.root.sections[0].values[0].key, "k2");
+    assert_eq!(doc.root.sections[0].values[0].location.line, 2);
+    assert!(
+        doc.root.sections[0].values[0]
+            .location
+            .file
+            .ends_with("sub/inc.conf")
+    );
+    assert_eq!(doc.root.values[0].value, "yes");
+
+    let text = "a 1\n%include sub/loop.conf\n";
+    std::fs::write(&main, text).unwrap();
+    let errors = parse_str_with_env(text, &main, &NoEnv).unwrap_err();
+    assert!(matches!(errors[0].kind, K::IncludeCycle(_)), "{errors:?}");
+    assert_eq!(errors[0].location.line, 1);
+    assert!(errors[0].location.file.ends_with("loop.conf"));
+    assert_eq!(errors[0].included_from[0].line, 2);
+
+    // An included file must balance its own sections.
+    std::fs::write(sub.join("open.conf"), "<x>\n").unwrap();
+    std::fs::write(sub.join("close.conf"), "</s>\n").unwrap();
+    let errors = parse_str_with_env("%include sub/open.conf\n", &main, &NoEnv).unwrap_err();
+    assert!(matches!(errors[0].kind, K::UnclosedSections { .. }));
+    let errors =
+        parse_str_with_env("<s>\n%include sub/close.conf\n</s>\n", &main, &NoEnv).unwrap_err();
+    assert_eq!(errors[0].kind, K::UnexpectedSectionEnd);
+
+    let errors = parse_str_with_env("\n%include nope.conf\n", &main, &NoEnv).unwrap_err();
+    assert!(matches!(errors[0].kind, K::Read { .. }));
+    assert_eq!(errors[0].location.line, 2);
+}
