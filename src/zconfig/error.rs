@@ -66,6 +66,7 @@ pub enum SyntaxErrorKind {
     UnsupportedUrl(String),
     IncludeCycle(String),
     IncludeTooDeep,
+    SectionsTooDeep(usize),
     Read {
         path: String,
         reason: String,
@@ -110,6 +111,7 @@ impl fmt::Display for SyntaxErrorKind {
             UnsupportedUrl(u) => write!(f, "error opening URL {u}: only file: URLs are supported"),
             IncludeCycle(p) => write!(f, "%include cycle: {p} is already being read"),
             IncludeTooDeep => f.write_str("%include nested too deeply"),
+            SectionsTooDeep(n) => write!(f, "sections nested more than {n} deep"),
             Read { path, reason } => write!(f, "error opening file {path}: {reason}"),
             InvalidUtf8 { path, line, offset } => write!(
                 f,

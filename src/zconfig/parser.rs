@@ -13,6 +13,10 @@ use crate::pyrepr::{is_space, strip};
 /// Deeper `%include` nesting than this is surely a mistake.
 const MAX_INCLUDE_DEPTH: usize = 64;
 
+/// Deeper section nesting than this is refused: real configs nest a few
+/// levels, and the typed layer recurses over the tree.
+const MAX_SECTION_DEPTH: usize = 64;
+
 /// Parse the file at `path`, following its `%include`s.
 pub fn parse_file(path: &Path) -> Result<Document, Vec<SyntaxError>> {
     let file: Arc<Path> = Arc::from(path);
@@ -55,6 +59,7 @@ pub(crate) fn parse_str_with_env(
         errors: Vec::new(),
         includes: Vec::new(),
         base_stack: Vec::new(),
+        too_deep: 0,
     };
     // The main file heads the include stack so that including it again is
     // seen as a cycle.
@@ -103,6 +108,8 @@ struct Parser<'e> {
     includes: Vec<(PathBuf, Location)>,
     /// For each file being read, the number of frames its includers own.
     base_stack: Vec<usize>,
+    /// Sections opened beyond MAX_SECTION_DEPTH (reported, not kept).
+    too_deep: usize,
 }
 
 /// Byte length of the ZConfig name (`[^\s()]+`) at the start of `s`.
@@ -187,6 +194,13 @@ impl Parser<'_> {
             self.error(loc, SyntaxErrorKind::MalformedSectionHeader);
             return;
         }
+        if self.frames.len() > MAX_SECTION_DEPTH {
+            if self.too_deep == 0 {
+                self.error(loc, SyntaxErrorKind::SectionsTooDeep(MAX_SECTION_DEPTH));
+            }
+            self.too_deep += usize::from(!empty);
+            return;
+        }
         let name = (!name_part.is_empty()).then(|| name_part.to_lowercase());
         let section = RawSection::new(type_name.to_lowercase(), name, loc.clone());
         self.frames.push(section);
@@ -196,6 +210,10 @@ impl Parser<'_> {
     }
 
     fn end_section(&mut self, inner: &str, loc: Location) {
+        if self.too_deep > 0 {
+            self.too_deep -= 1;
+            return;
+        }
         let base = self.includes_base();
         if self.frames.len() <= base {
             self.error(loc, SyntaxErrorKind::UnexpectedSectionEnd);

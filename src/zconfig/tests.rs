@@ -168,3 +168,13 @@ fn includes_resolve_relative_and_detect_cycles() {
     assert!(matches!(errors[0].kind, K::Read { .. }));
     assert_eq!(errors[0].location.line, 2);
 }
+
+#[test]
+fn deep_nesting_is_refused_not_recursed() {
+    let depth = 10_000;
+    let text = "<demostorage>\n".repeat(depth) + &"</demostorage>\n".repeat(depth);
+    let errors = parse(&text).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].kind, K::SectionsTooDeep(64));
+    assert_eq!(errors[0].location.line, 65);
+}
