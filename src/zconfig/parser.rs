@@ -10,6 +10,9 @@ use super::substitute::{Environment, ProcessEnv, is_name, substitute};
 use super::{Document, Location, RawSection, RawValue, SyntaxError, SyntaxErrorKind};
 use crate::pyrepr::{is_space, strip};
 
+/// Configuration files are small; anything bigger is a mistake.
+const MAX_FILE_SIZE: u64 = 64 << 20;
+
 /// Deeper `%include` nesting than this is surely a mistake.
 const MAX_INCLUDE_DEPTH: usize = 64;
 
@@ -81,10 +84,19 @@ pub(crate) fn parse_str_with_env(
 
 /// Read a file as strict UTF-8.
 pub(crate) fn read_text(path: &Path) -> Result<String, SyntaxErrorKind> {
-    let bytes = std::fs::read(path).map_err(|e| SyntaxErrorKind::Read {
+    use std::io::Read;
+    let fail = |reason: String| SyntaxErrorKind::Read {
         path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
+        reason,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_SIZE + 1).read_to_end(&mut bytes))
+        .map_err(|e| fail(e.to_string()))?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        // Keeps `%include /dev/zero` from eating all memory.
+        return Err(fail(format!("larger than {MAX_FILE_SIZE} bytes")));
+    }
     String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
         let before = &e.as_bytes()[..offset];

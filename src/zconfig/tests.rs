@@ -178,3 +178,10 @@ fn deep_nesting_is_refused_not_recursed() {
     assert_eq!(errors[0].kind, K::SectionsTooDeep(64));
     assert_eq!(errors[0].location.line, 65);
 }
+
+#[test]
+fn endless_includes_are_cut_off() {
+    let errors = parse("a 1\n%include /dev/zero\n").unwrap_err();
+    assert!(matches!(errors[0].kind, K::Read { .. }), "{errors:?}");
+    assert_eq!(errors[0].location.line, 2);
+}
