@@ -66,9 +66,32 @@ pub fn is_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
+/// ASCII bytes that are Python whitespace: `\t\n\x0b\x0c\r`, the
+/// separators `\x1c`..`\x1f`, and space.
+fn is_ascii_space(b: u8) -> bool {
+    matches!(b, b'\t'..=b'\r' | 0x1c..=0x1f | b' ')
+}
+
 /// Python's `str.strip()` with no arguments.
 pub fn strip(s: &str) -> &str {
-    s.trim_matches(is_space)
+    // Byte loops for the ASCII ends real lines have; chars otherwise.
+    let b = s.as_bytes();
+    let mut start = 0;
+    while start < b.len() && is_ascii_space(b[start]) {
+        start += 1;
+    }
+    let mut end = b.len();
+    while end > start && is_ascii_space(b[end - 1]) {
+        end -= 1;
+    }
+    let s = &s[start..end];
+    if s.as_bytes().first().is_some_and(|c| !c.is_ascii())
+        || s.as_bytes().last().is_some_and(|c| !c.is_ascii())
+    {
+        s.trim_matches(is_space)
+    } else {
+        s
+    }
 }
 
 #[cfg(test)]

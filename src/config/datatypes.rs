@@ -275,11 +275,18 @@ pub fn dotted_name(s: &str) -> Conv<String> {
 
 /// `basic-key`: `[a-zA-Z][-._a-zA-Z0-9]*`, lower-cased.
 pub fn basic_key(s: &str) -> Conv<String> {
-    let mut chars = s.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+    check_basic_key(s).map(|()| s.to_ascii_lowercase())
+}
+
+/// The test of [`basic_key`] without building the lower-cased key.
+pub fn check_basic_key(s: &str) -> Conv<()> {
+    let b = s.as_bytes();
+    let ok = b.first().is_some_and(u8::is_ascii_alphabetic)
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"-._".contains(c));
     if ok {
-        Ok(s.to_ascii_lowercase())
+        Ok(())
     } else {
         Err(format!(
             "value did not match regular expression: {}",
@@ -379,8 +386,40 @@ pub fn dirname(p: &str) -> &str {
     }
 }
 
+thread_local! {
+    /// Directory checks made during one load: a site config names the same
+    /// few directories hundreds of times.
+    static DIR_CACHE: std::cell::RefCell<Option<std::collections::HashMap<String, bool>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Remember directory checks on this thread until the guard is dropped.
+pub(crate) fn cache_dir_checks() -> impl Drop {
+    struct Guard;
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            DIR_CACHE.with(|c| *c.borrow_mut() = None);
+        }
+    }
+    DIR_CACHE.with(|c| *c.borrow_mut() = Some(Default::default()));
+    Guard
+}
+
 fn is_dir(p: &str) -> bool {
-    Path::new(p).is_dir()
+    DIR_CACHE.with(|c| {
+        let mut cache = c.borrow_mut();
+        match cache.as_mut() {
+            Some(map) => {
+                if let Some(hit) = map.get(p) {
+                    return *hit;
+                }
+                let v = Path::new(p).is_dir();
+                map.insert(p.to_string(), v);
+                v
+            }
+            None => Path::new(p).is_dir(),
+        }
+    })
 }
 
 /// `existing-path` (and `existing-file`, which ZConfig checks the same way).

@@ -3,8 +3,6 @@
 //! conversion. Errors are collected, never returned early, so one load
 //! reports every problem it can see.
 
-use std::collections::HashMap;
-
 use super::datatypes::{self, Conv};
 use super::error::{ConfigError, ErrorKind};
 use crate::zconfig::{Location, RawSection, RawValue};
@@ -36,7 +34,9 @@ pub(crate) enum Occurs {
 /// of declared keys.
 pub(crate) struct Reader<'a> {
     section: &'a RawSection,
-    found: HashMap<&'static str, Vec<&'a RawValue>>,
+    /// Values per key: a short list scanned linearly, cheaper than hashing
+    /// for the dozen or so keys a section type has.
+    found: Vec<(&'static str, Vec<&'a RawValue>)>,
 }
 
 impl<'a> Reader<'a> {
@@ -45,10 +45,10 @@ impl<'a> Reader<'a> {
         keys: &[(&'static str, Occurs)],
         errors: &mut Errors,
     ) -> Self {
-        let mut found: HashMap<&'static str, Vec<&'a RawValue>> = HashMap::new();
+        let mut found: Vec<(&'static str, Vec<&'a RawValue>)> = Vec::new();
         for v in &section.values {
-            let key = match datatypes::basic_key(&v.key) {
-                Ok(k) => k,
+            let key = match datatypes::check_basic_key(&v.key) {
+                Ok(()) => &v.key,
                 Err(mut m) => {
                     if v.key.starts_with('\u{feff}') {
                         m.push_str(" (the file starts with a UTF-8 byte order mark)");
@@ -57,9 +57,10 @@ impl<'a> Reader<'a> {
                     continue;
                 }
             };
-            match keys.iter().find(|(name, _)| *name == key) {
+            match keys.iter().find(|(name, _)| name.eq_ignore_ascii_case(key)) {
                 None => {
-                    let suggestion = suggest(&key, keys.iter().map(|(n, _)| *n));
+                    let lower = key.to_ascii_lowercase();
+                    let suggestion = suggest(&lower, keys.iter().map(|(n, _)| *n));
                     let kind = ErrorKind::UnknownKey {
                         key: v.key.clone(),
                         suggestion,
@@ -67,7 +68,14 @@ impl<'a> Reader<'a> {
                     errors.push(&v.location, kind, section);
                 }
                 Some((name, occurs)) => {
-                    let slot = found.entry(name).or_default();
+                    let i = match found.iter().position(|(n, _)| n == name) {
+                        Some(i) => i,
+                        None => {
+                            found.push((name, Vec::new()));
+                            found.len() - 1
+                        }
+                    };
+                    let slot = &mut found[i].1;
                     if *occurs == Occurs::Once && !slot.is_empty() {
                         errors.push(&v.location, ErrorKind::DuplicateKey(v.key.clone()), section);
                     } else {
@@ -106,7 +114,7 @@ impl<'a> Reader<'a> {
         conv: impl Fn(&str) -> Conv<T>,
         errors: &mut Errors,
     ) -> Option<T> {
-        let v = self.found.get(key)?.first()?;
+        let v = self.get(key)?.first()?;
         self.convert(v, key, conv, errors)
     }
 
@@ -118,7 +126,7 @@ impl<'a> Reader<'a> {
         conv: impl Fn(&str) -> Conv<T>,
         errors: &mut Errors,
     ) -> T {
-        match self.found.get(key).and_then(|v| v.first()) {
+        match self.get(key).and_then(|v| v.first()) {
             Some(v) => self.convert(v, key, &conv, errors),
             None => None,
         }
@@ -132,7 +140,7 @@ impl<'a> Reader<'a> {
         conv: impl Fn(&str) -> Conv<T>,
         errors: &mut Errors,
     ) -> T {
-        if !self.found.contains_key(key) {
+        if !self.has(key) {
             let kind = ErrorKind::MissingKey(key.to_string());
             errors.push(&self.section.end, kind, self.section);
             return T::default();
@@ -147,7 +155,7 @@ impl<'a> Reader<'a> {
         conv: impl Fn(&str) -> Conv<T>,
         errors: &mut Errors,
     ) -> Vec<T> {
-        let values = self.found.get(key).map(Vec::as_slice).unwrap_or(&[]);
+        let values = self.get(key).unwrap_or(&[]);
         values
             .iter()
             .filter_map(|v| self.convert(v, key, &conv, errors))
@@ -156,7 +164,14 @@ impl<'a> Reader<'a> {
 
     /// True if the key was given at all.
     pub fn has(&self, key: &str) -> bool {
-        self.found.contains_key(key)
+        self.get(key).is_some()
+    }
+
+    fn get(&self, key: &str) -> Option<&[&'a RawValue]> {
+        self.found
+            .iter()
+            .find(|(n, _)| *n == key)
+            .map(|(_, v)| v.as_slice())
     }
 }
 

@@ -91,6 +91,7 @@ pub(crate) struct Cx {
 /// Convert a parsed document into the typed model, or every error found.
 pub(crate) fn convert(doc: &Document) -> (Config, Errors) {
     let kind = detect_kind(&doc.root);
+    let _cache = dt::cache_dir_checks();
     let mut cx = Cx {
         errors: Errors::default(),
         zeo_imported: false,

@@ -124,10 +124,29 @@ struct Parser<'e> {
     too_deep: usize,
 }
 
+/// Python's `str.lower()`, with a fast path for the usual ASCII text.
+fn lower(s: &str) -> String {
+    if s.is_ascii() {
+        s.to_ascii_lowercase()
+    } else {
+        s.to_lowercase()
+    }
+}
+
 /// Byte length of the ZConfig name (`[^\s()]+`) at the start of `s`.
 fn name_len(s: &str) -> usize {
-    s.find(|c: char| is_space(c) || c == '(' || c == ')')
-        .unwrap_or(s.len())
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        if b.is_ascii() {
+            if matches!(b, b'\t'..=b'\r' | 0x1c..=0x1f | b' ' | b'(' | b')') {
+                return i;
+            }
+        } else {
+            // Rare: finish with full Unicode whitespace rules.
+            let stop = |c: char| is_space(c) || c == '(' || c == ')';
+            return i + s[i..].find(stop).unwrap_or(s.len() - i);
+        }
+    }
+    s.len()
 }
 
 impl Parser<'_> {
@@ -213,8 +232,8 @@ impl Parser<'_> {
             self.too_deep += usize::from(!empty);
             return;
         }
-        let name = (!name_part.is_empty()).then(|| name_part.to_lowercase());
-        let section = RawSection::new(type_name.to_lowercase(), name, loc.clone());
+        let name = (!name_part.is_empty()).then(|| lower(name_part));
+        let section = RawSection::new(lower(type_name), name, loc.clone());
         self.frames.push(section);
         if empty {
             self.close(loc);
@@ -231,7 +250,7 @@ impl Parser<'_> {
             self.error(loc, SyntaxErrorKind::UnexpectedSectionEnd);
             return;
         }
-        let found = inner.trim_end_matches(is_space).to_lowercase();
+        let found = lower(inner.trim_end_matches(is_space));
         let expected = &self.frames.last().expect("checked above").type_name;
         if found != *expected {
             let expected = expected.clone();
@@ -314,7 +333,7 @@ impl Parser<'_> {
 
     fn define(&mut self, arg: &str, loc: Location) {
         let n = arg.find(is_space).unwrap_or(arg.len());
-        let name = arg[..n].to_lowercase();
+        let name = lower(&arg[..n]);
         let raw = arg[n..].trim_start_matches(is_space);
         if self.defines.get(&name).is_some_and(|old| old != raw) {
             return self.error(loc, SyntaxErrorKind::CannotRedefine(name));

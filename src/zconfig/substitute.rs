@@ -95,8 +95,12 @@ pub fn substitute(
 }
 
 fn lookup(name: &str, defines: &HashMap<String, String>) -> Result<String, SyntaxErrorKind> {
-    defines
-        .get(&name.to_ascii_lowercase())
+    let found = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        defines.get(&name.to_ascii_lowercase())
+    } else {
+        defines.get(name)
+    };
+    found
         .cloned()
         .ok_or_else(|| SyntaxErrorKind::NoReplacement(name.to_string()))
 }

@@ -185,3 +185,12 @@ fn endless_includes_are_cut_off() {
     assert!(matches!(errors[0].kind, K::Read { .. }), "{errors:?}");
     assert_eq!(errors[0].location.line, 2);
 }
+
+#[test]
+fn non_ascii_keys_stop_at_parentheses_and_unicode_space() {
+    let doc = parse("é(x) 1\nü\u{a0}2\n").unwrap();
+    assert_eq!(doc.root.values[0].key, "é");
+    assert_eq!(doc.root.values[0].value, "(x) 1");
+    assert_eq!(doc.root.values[1].key, "ü");
+    assert_eq!(doc.root.values[1].value, "2");
+}
