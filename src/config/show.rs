@@ -162,10 +162,17 @@ pub fn text(config: &Config, configfile: &str) -> String {
                 .to_string(),
         ));
     }
+    // zdaemon's labels fit in 13 columns; longer ones of ours widen it.
+    let width = lines
+        .iter()
+        .map(|(l, _)| l.len() + 1)
+        .max()
+        .unwrap_or(0)
+        .max(13);
     let mut out = String::from("zdctl/zdrun options:\n");
     for (label, value) in lines {
         let label = format!("{label}:");
-        out.push_str(&format!("{label:<13} {value}\n"));
+        out.push_str(&format!("{label:<width$} {value}\n"));
     }
     out
 }
