@@ -248,3 +248,20 @@ fn a_zope_conf_loads_with_its_own_settings_kept() {
     );
     assert_eq!(v["zope"]["sections"][0]["section-type"], "dos_protection");
 }
+
+/// Regression: hosts that only brackets can carry survive the TOML trip.
+#[test]
+fn odd_hosts_round_trip_through_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "z.conf",
+        "<zeo>\n  address :\n</zeo>\n%import ZEO\n<clientstorage>\n  server [a b]:\n  server x y:80\n</clientstorage>\n",
+    );
+    let json = run_zdctl(&["-C", &f, "show", "--json", "--all"]);
+    assert_eq!(json.status.code(), Some(0), "{}", stderr(&json));
+    let toml = run_zdctl(&["-C", &f, "show", "--format", "toml"]);
+    let t = write(dir.path(), "z.toml", &stdout(&toml));
+    let back = run_zdctl(&["-C", &t, "show", "--json", "--all"]);
+    assert_eq!(stdout(&json), stdout(&back), "{}", stderr(&back));
+}

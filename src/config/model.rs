@@ -378,7 +378,18 @@ impl fmt::Display for SocketAddress {
 
 impl Serialize for SocketAddress {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        let text = self.to_string();
+        match self {
+            // Hosts such as "a b" or "" (from "[a b]:" or ":") do not read
+            // back from the plain form; the bracketed one keeps them.
+            SocketAddress::Inet { host, port }
+                if SocketAddress::parse(&text, DefaultHost::Any).as_ref() != Ok(self) =>
+            {
+                let port = port.map(|p| p.to_string()).unwrap_or_default();
+                s.serialize_str(&format!("[{host}]:{port}"))
+            }
+            _ => s.serialize_str(&text),
+        }
     }
 }
 
