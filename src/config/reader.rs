@@ -182,7 +182,11 @@ pub(crate) fn string(s: &str) -> Conv<String> {
 
 /// The closest declared key, if one is close enough to be a typo.
 pub(crate) fn suggest<'k>(key: &str, known: impl Iterator<Item = &'k str>) -> Option<String> {
+    let len = key.chars().count();
     known
+        // Distance is at least the length difference: skip hopeless ones
+        // before the quadratic comparison (keys can be megabytes long).
+        .filter(|k| len.abs_diff(k.len()) <= 2.max(k.len() / 4))
         .map(|k| (distance(key, k), k))
         .filter(|(d, k)| *d <= 2.max(k.len() / 4))
         .min_by_key(|(d, _)| *d)

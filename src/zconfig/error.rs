@@ -66,6 +66,8 @@ pub enum SyntaxErrorKind {
     UnsupportedUrl(String),
     IncludeCycle(String),
     IncludeTooDeep,
+    TooManyIncludes(usize),
+    ValueTooLong(usize),
     SectionsTooDeep(usize),
     Read {
         path: String,
@@ -111,6 +113,8 @@ impl fmt::Display for SyntaxErrorKind {
             UnsupportedUrl(u) => write!(f, "error opening URL {u}: only file: URLs are supported"),
             IncludeCycle(p) => write!(f, "%include cycle: {p} is already being read"),
             IncludeTooDeep => f.write_str("%include nested too deeply"),
+            TooManyIncludes(n) => write!(f, "more than {n} %include directives in one load"),
+            ValueTooLong(n) => write!(f, "value longer than {n} bytes after substitution"),
             SectionsTooDeep(n) => write!(f, "sections nested more than {n} deep"),
             Read { path, reason } => write!(f, "error opening file {path}: {reason}"),
             InvalidUtf8 { path, line, offset } => write!(

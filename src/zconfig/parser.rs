@@ -16,6 +16,10 @@ const MAX_FILE_SIZE: u64 = 64 << 20;
 /// Deeper `%include` nesting than this is surely a mistake.
 const MAX_INCLUDE_DEPTH: usize = 64;
 
+/// More includes than this in one load is a mistake too: files that each
+/// include the next twice take time exponential in their number.
+const MAX_INCLUDES: usize = 1000;
+
 /// Deeper section nesting than this is refused: real configs nest a few
 /// levels, and the typed layer recurses over the tree.
 const MAX_SECTION_DEPTH: usize = 64;
@@ -359,6 +363,9 @@ impl Parser<'_> {
         };
         if self.includes.len() > MAX_INCLUDE_DEPTH {
             return self.error(loc, SyntaxErrorKind::IncludeTooDeep);
+        }
+        if self.files.len() > MAX_INCLUDES {
+            return self.error(loc, SyntaxErrorKind::TooManyIncludes(MAX_INCLUDES));
         }
         let canon = match std::fs::canonicalize(&path) {
             Ok(c) => c,

@@ -37,6 +37,10 @@ pub fn is_name(s: &str) -> bool {
     !s.is_empty() && name_len(s) == s.len()
 }
 
+/// Substituted values longer than this are refused: doubling `%define`s
+/// would otherwise grow without bound from a few lines of input.
+pub const MAX_VALUE_LEN: usize = 1 << 20;
+
 /// Replace every `$` form in `text`. `defines` keys are lower-case.
 pub fn substitute(
     text: &str,
@@ -87,6 +91,9 @@ pub fn substitute(
                 (lookup(&after[..n], defines)?, n)
             }
         };
+        if out.len() + value.len() > MAX_VALUE_LEN {
+            return Err(SyntaxErrorKind::ValueTooLong(MAX_VALUE_LEN));
+        }
         out.push_str(&value);
         rest = &after[consumed..];
     }

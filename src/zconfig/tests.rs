@@ -194,3 +194,31 @@ fn non_ascii_keys_stop_at_parentheses_and_unicode_space() {
     assert_eq!(doc.root.values[1].key, "ü");
     assert_eq!(doc.root.values[1].value, "2");
 }
+
+#[test]
+fn doubling_defines_are_capped() {
+    let mut text = String::from("%define a0 xx\n");
+    for i in 1..=40 {
+        text.push_str(&format!("%define a{i} $a{}$a{}\n", i - 1, i - 1));
+    }
+    let errors = parse(&text).unwrap_err();
+    assert_eq!(errors[0].kind, K::ValueTooLong(1 << 20));
+    assert_eq!(errors[0].location.line, 21);
+}
+
+#[test]
+fn include_fan_out_is_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..20 {
+        let body = format!("%include l{}.inc\n%include l{}.inc\n", i + 1, i + 1);
+        std::fs::write(dir.path().join(format!("l{i}.inc")), body).unwrap();
+    }
+    std::fs::write(dir.path().join("l20.inc"), "k v\n").unwrap();
+    let main = dir.path().join("main.conf");
+    let errors = parse_str_with_env("%include l0.inc\n", &main, &NoEnv).unwrap_err();
+    assert!(
+        matches!(errors[0].kind, K::TooManyIncludes(1000)),
+        "{:?}",
+        errors[0]
+    );
+}
