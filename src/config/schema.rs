@@ -240,8 +240,8 @@ fn top_level(root: &RawSection, kind: Kind, cx: &mut Cx) -> Config {
             config.environment = m[1].first().map(|s| environment(s, cx)).unwrap_or_default();
             config.eventlog = m[2].first().map(|s| eventlog(s, cx));
             config.databases = m[3].iter().map(|s| database(s, cx)).collect();
-            let mut zope = untyped(root, &[]);
-            zope.sections = other.iter().map(|s| untyped(s, &[])).collect();
+            let mut zope = untyped(root);
+            zope.sections = other.iter().copied().map(untyped).collect();
             config.zope = Some(zope);
         }
     }
@@ -274,13 +274,11 @@ fn not_enough(container: &RawSection, type_name: &str, cx: &mut Cx) {
     cx.errors.push(&container.end, kind, container);
 }
 
-fn untyped(s: &RawSection, skip: &[&str]) -> Untyped {
+fn untyped(s: &RawSection) -> Untyped {
     let mut keys: indexmap::IndexMap<String, Vec<String>> = indexmap::IndexMap::new();
     for v in &s.values {
         let k = v.key.to_ascii_lowercase();
-        if !skip.contains(&k.as_str()) {
-            keys.entry(k).or_default().push(v.value.clone());
-        }
+        keys.entry(k).or_default().push(v.value.clone());
     }
     let nested = !s.type_name.is_empty();
     Untyped {
@@ -289,7 +287,7 @@ fn untyped(s: &RawSection, skip: &[&str]) -> Untyped {
         keys,
         // The top level's sections are matched by the caller first.
         sections: if nested {
-            s.sections.iter().map(|c| untyped(c, &[])).collect()
+            s.sections.iter().map(untyped).collect()
         } else {
             Vec::new()
         },
