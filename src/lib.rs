@@ -6,5 +6,8 @@
 
 pub mod config;
 pub mod ctl;
+pub mod eventlog;
+pub mod protocol;
 pub mod pyrepr;
+pub mod supervisor;
 pub mod zconfig;

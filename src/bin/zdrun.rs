@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(zdaemon_rs::supervisor::main());
+}

@@ -1,0 +1,147 @@
+//! What zdrun and zdctl need from the configuration, resolved: absolute
+//! paths, the program found on `PATH`, defaults filled in.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::config::show::effective_eventlog;
+use crate::config::{Config, EventLog};
+use crate::pyrepr::repr_str;
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub program: Vec<String>,
+    pub socket: PathBuf,
+    pub daemon: bool,
+    pub directory: Option<PathBuf>,
+    pub backoff_limit: i64,
+    pub forever: bool,
+    pub exit_codes: Vec<i64>,
+    pub start_test_program: Option<Vec<String>>,
+    pub start_timeout: i64,
+    pub stop_timeout: i64,
+    pub user: Option<String>,
+    pub umask: u32,
+    pub transcript: PathBuf,
+    pub logfile: Option<PathBuf>,
+    pub hang_around: bool,
+    pub environment: Vec<(String, String)>,
+    pub eventlog: Option<EventLog>,
+}
+
+/// Where a relative path in the configuration is taken from.
+pub struct Bases<'a> {
+    /// The caller's working directory (command-line values).
+    pub cwd: &'a Path,
+    /// The configuration file's directory, for `socket-name` from the file.
+    pub config_dir: Option<&'a Path>,
+    /// `-s` was given on the command line.
+    pub socket_from_cli: bool,
+}
+
+fn absolute(p: &str, base: &Path) -> PathBuf {
+    let path = Path::new(p);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}
+
+impl Settings {
+    /// Settings from a loaded configuration. Fails only when there is no
+    /// program, with zdaemon's wording.
+    pub fn from_config(config: &Config, bases: &Bases) -> Result<Settings, String> {
+        let Some(r) = config.runner.as_ref().filter(|r| !r.program.is_empty()) else {
+            return Err("no program specified; use -p or -C".into());
+        };
+        // zdaemon takes a relative socket name from the caller's directory,
+        // so a zdctl run elsewhere cannot find the daemon; from a file we
+        // take it from the file's directory instead.
+        let socket_base = match (bases.socket_from_cli, bases.config_dir) {
+            (false, Some(dir)) => dir,
+            _ => bases.cwd,
+        };
+        Ok(Settings {
+            program: r.program.clone(),
+            socket: absolute(&r.socket_name, socket_base),
+            daemon: r.daemon,
+            directory: r.directory.as_deref().map(|d| absolute(d, bases.cwd)),
+            backoff_limit: r.backoff_limit,
+            forever: r.forever,
+            exit_codes: r.exit_codes.clone(),
+            start_test_program: r.start_test_program.clone().filter(|p| !p.is_empty()),
+            start_timeout: r.start_timeout,
+            stop_timeout: r.stop_timeout,
+            user: r.user.clone(),
+            umask: r.umask,
+            transcript: absolute(r.transcript.as_deref().unwrap_or("/dev/null"), bases.cwd),
+            logfile: r.logfile.as_deref().map(|l| absolute(l, bases.cwd)),
+            hang_around: r.hang_around,
+            environment: config
+                .environment
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            eventlog: effective_eventlog(config).cloned(),
+        })
+    }
+}
+
+/// Find the program file as zdaemon does: a name with a slash must exist;
+/// a bare name is looked up on `PATH`; the file must be executable.
+pub fn find_program(word: &str) -> Result<PathBuf, String> {
+    let file = if word.contains('/') {
+        let p = PathBuf::from(word);
+        if std::fs::metadata(&p).is_err() {
+            return Err(format!("can't stat program {}", repr_str(word)));
+        }
+        p
+    } else {
+        let path = std::env::var("PATH")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "/bin:/usr/bin:/usr/local/bin".into());
+        let dirs: Vec<&str> = path.split(':').collect();
+        let found = dirs.iter().map(|d| Path::new(d).join(word)).find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        });
+        match found {
+            Some(p) => p,
+            None => {
+                let list: Vec<String> = dirs.iter().map(|d| d.to_string()).collect();
+                return Err(format!(
+                    "can't find program {} on PATH {}",
+                    repr_str(word),
+                    crate::pyrepr::repr_list(&list)
+                ));
+            }
+        }
+    };
+    if nix::unistd::access(&file, nix::unistd::AccessFlags::X_OK).is_err() {
+        return Err(format!(
+            "no permission to run program {}",
+            repr_str(&file.to_string_lossy())
+        ));
+    }
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_programs() {
+        assert!(find_program("sh").unwrap().is_absolute());
+        assert_eq!(
+            find_program("/nonexistent/x").unwrap_err(),
+            "can't stat program '/nonexistent/x'"
+        );
+        assert!(
+            find_program("no-such-program-zdrs")
+                .unwrap_err()
+                .starts_with("can't find program 'no-such-program-zdrs' on PATH [")
+        );
+    }
+}
