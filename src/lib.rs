@@ -4,6 +4,7 @@
 //! with locations; [`config`] turns that tree (or TOML) into the typed model;
 //! [`ctl`] implements the `zdctl` commands on top.
 
+pub mod client;
 pub mod config;
 pub mod ctl;
 pub mod eventlog;

@@ -25,6 +25,10 @@ pub struct Settings {
     pub transcript: PathBuf,
     pub logfile: Option<PathBuf>,
     pub hang_around: bool,
+    /// zdctl only: the zdrun executable to start (runner `zdrun`).
+    pub zdrun: Option<PathBuf>,
+    pub default_to_interactive: bool,
+    pub prompt: Option<String>,
     pub environment: Vec<(String, String)>,
     pub eventlog: Option<EventLog>,
 }
@@ -78,6 +82,9 @@ impl Settings {
             transcript: absolute(r.transcript.as_deref().unwrap_or("/dev/null"), bases.cwd),
             logfile: r.logfile.as_deref().map(|l| absolute(l, bases.cwd)),
             hang_around: r.hang_around,
+            zdrun: r.zdrun.as_deref().map(|z| absolute(z, bases.cwd)),
+            default_to_interactive: r.default_to_interactive,
+            prompt: r.prompt.clone(),
             environment: config
                 .environment
                 .iter()

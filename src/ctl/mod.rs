@@ -1,8 +1,11 @@
-//! `zdctl`: the command-line client. This issue's commands read the
-//! configuration only (`show`, `check`); the daemon commands build on them.
+//! `zdctl`: the command-line client. `show` and `check` read the
+//! configuration only; the other actions talk to zdrun over its socket
+//! (see [`daemon`]) and print what zdaemon's zdctl prints.
 //!
-//! Exit statuses: 0 success; 1 `check` found errors; 2 usage or
-//! configuration errors (as zdaemon).
+//! Exit statuses, as zdaemon: 0 for most outcomes; 1 when `check` finds
+//! errors, a `start`/`restart` wait fails, or `status` gets a bad argument;
+//! 2 for usage and configuration errors; 3 from `status` when no daemon
+//! manager runs.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -15,14 +18,24 @@ use crate::config::{self, Config, overrides::RunnerOverrides};
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_CHECK_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_NOT_RUNNING: u8 = 3;
+
+mod daemon;
+mod help;
+mod logtail;
 
 /// zdctl -- control an application run by zdaemon.
 #[derive(Parser, Debug)]
 #[command(
     name = "zdctl",
     version,
-    after_help = "Exit status: 0 on success, 1 when `check` finds errors, \
-                  2 for usage and configuration errors."
+    disable_help_subcommand = true,
+    after_help = "Without an action, zdctl reads actions from standard input \
+                  (unless the runner sets default-to-interactive off).\n\n\
+                  Exit status: 0 on success; 1 when `check` finds errors or \
+                  `start`/`restart` cannot confirm the program runs; 2 for \
+                  usage and configuration errors; 3 from `status` when no \
+                  daemon manager runs."
 )]
 pub struct Cli {
     /// Configuration file: ZConfig syntax (zdaemon, zeo.conf, zope.conf) or
@@ -31,12 +44,78 @@ pub struct Cli {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub overrides: RunnerOverrides,
+    /// Seconds `start` waits for the program to run (runner `start-timeout`).
+    #[arg(short = 'T', long = "start-timeout", value_name = "SECONDS")]
+    pub start_timeout: Option<String>,
+    /// Accepted for zdaemon compatibility; the schema is chosen by content.
+    #[arg(short = 'S', long = "schema", value_name = "FILE", hide = true)]
+    pub schema: Option<String>,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
-#[derive(Subcommand, Debug)]
+/// One action typed at the interactive prompt.
+#[derive(Parser, Debug)]
+#[command(no_binary_name = true, disable_help_subcommand = true)]
+struct PromptLine {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug, Clone)]
 pub enum Command {
+    /// Start the daemon process (and zdrun if it is not running); wait
+    /// until the program runs. Extra words are appended to the program.
+    Start {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Stop the daemon process; wait until it is gone.
+    Stop,
+    /// Stop and then start the daemon process.
+    Restart {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Print status for the daemon process.
+    Status {
+        /// Show the raw status reply as well.
+        #[arg(short = 'l')]
+        long: bool,
+        /// Print JSON: pid, manager pid, state, uptime, restarts, last exit.
+        #[arg(long)]
+        json: bool,
+        #[arg(hide = true, allow_hyphen_values = true)]
+        extra: Vec<String>,
+    },
+    /// Send a signal (default SIGTERM) to the daemon process.
+    Kill {
+        #[arg(allow_hyphen_values = true)]
+        signal: Vec<String>,
+    },
+    /// Wait for the daemon process to exit.
+    Wait,
+    /// Run the program in the foreground (it must not be running).
+    #[command(alias = "foreground")]
+    Fg {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Reopen the transcript, and send SIGUSR2 to the program so it
+    /// reopens its log files.
+    Logreopen,
+    /// Reopen the transcript file (after log rotation).
+    #[command(name = "reopen_transcript")]
+    ReopenTranscript,
+    /// Print the end of a log file (default: the runner's `logfile`).
+    Logtail {
+        /// Keep printing what is appended, across rotation and truncation.
+        #[arg(short = 'f', long = "follow")]
+        follow: bool,
+        file: Option<PathBuf>,
+    },
+    /// List the actions, or describe one.
+    Help { topic: Option<String> },
     /// Print the configuration after defaults and command-line options.
     Show {
         /// Print JSON (the canonical form scripts should read).
@@ -51,6 +130,8 @@ pub enum Command {
     },
     /// Validate the configuration: one OK line, or one line per error.
     Check,
+    #[command(external_subcommand)]
+    Other(Vec<String>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -84,6 +165,23 @@ fn load(cli: &Cli) -> Result<Config, Vec<String>> {
 
 pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let status = match &cli.command {
+        Some(command) => run_command(cli, command, out, err),
+        None => daemon::interactive(cli, out, err),
+    };
+    status.unwrap_or_else(|e| {
+        // Output went away (a closed pipe): nothing more to say.
+        let _ = writeln!(err, "zdctl: {e}");
+        EXIT_USAGE
+    })
+}
+
+fn run_command(
+    cli: &Cli,
+    command: &Command,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<u8> {
+    match command {
         Command::Check => check(cli, out, err),
         Command::Show { json, format, all } => {
             let format = match (format, json) {
@@ -93,12 +191,26 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             };
             show(cli, format, *all, out, err)
         }
-    };
-    status.unwrap_or_else(|e| {
-        // Output went away (a closed pipe): nothing more to say.
-        let _ = writeln!(err, "zdctl: {e}");
-        EXIT_USAGE
-    })
+        Command::Help { topic } => {
+            match topic.as_deref() {
+                None => out.write_all(help::listing().as_bytes())?,
+                Some(t) => match help::topic(t) {
+                    Some(lines) => {
+                        for l in lines {
+                            writeln!(out, "{l}")?;
+                        }
+                    }
+                    None => writeln!(out, "*** No help on {t}")?,
+                },
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Other(words) => {
+            writeln!(out, "*** Unknown syntax: {}", words.join(" "))?;
+            Ok(EXIT_OK)
+        }
+        other => daemon::run(cli, other, out, err),
+    }
 }
 
 fn check(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<u8> {

@@ -1,0 +1,608 @@
+//! The zdctl actions that talk to zdrun: start, stop, restart, status,
+//! kill, wait, fg, logreopen, reopen_transcript, logtail, and the
+//! interactive prompt. Output and exit statuses follow zdaemon's zdctl.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use super::{Cli, Command, EXIT_CHECK_FAILED, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE, help};
+use crate::client::{self, Status};
+use crate::pyrepr::{repr_list, repr_str};
+use crate::supervisor::settings::{Bases, Settings};
+
+/// How often a waiting zdctl asks zdrun for its status.
+const POLL: Duration = Duration::from_millis(10);
+/// zdaemon gives a manager that never answers this long to appear.
+const MANAGER_GRACE: Duration = Duration::from_secs(10);
+
+struct Ctl<'a> {
+    cli: &'a Cli,
+    s: Settings,
+    config_path: Option<PathBuf>,
+    out: &'a mut dyn Write,
+}
+
+/// Outcome of one check in a wait loop.
+enum Wait {
+    Done,
+    NotYet,
+    /// Stop waiting: print this (after a newline) and exit with the code.
+    Fail(&'static str, u8),
+}
+
+fn usage(err: &mut dyn Write, msg: &str) -> std::io::Result<u8> {
+    writeln!(err, "Error: {msg}")?;
+    writeln!(err, "For help, use zdctl -h")?;
+    Ok(EXIT_USAGE)
+}
+
+/// Load the configuration and resolve the settings the actions need.
+fn settings(cli: &Cli) -> Result<(Settings, Option<PathBuf>), String> {
+    let cwd = std::env::current_dir().map_err(|e| format!("cannot read cwd: {e}"))?;
+    let config = super::load(cli).map_err(|errors| errors.join("\n"))?;
+    let config_path = cli.config.as_ref().map(|p| cwd.join(p));
+    let config_dir = config_path
+        .as_deref()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf);
+    let bases = Bases {
+        cwd: &cwd,
+        config_dir: config_dir.as_deref(),
+        socket_from_cli: cli.overrides.socket_name.is_some(),
+    };
+    let mut s = Settings::from_config(&config, &bases)?;
+    if let Some(t) = &cli.start_timeout {
+        s.start_timeout = t.trim().parse().map_err(|_| {
+            format!(
+                "invalid value for -T {}: invalid literal for int() with base 10: {}",
+                repr_str(t),
+                repr_str(t)
+            )
+        })?;
+    }
+    if let Some(user) = &s.user {
+        check_user(user)?;
+    }
+    Ok((s, config_path))
+}
+
+/// zdaemon refuses an unknown user, or a user switch by a non-root caller.
+fn check_user(user: &str) -> Result<(), String> {
+    use nix::unistd::{Uid, User};
+    let found = match user.parse::<u32>() {
+        Ok(uid) => User::from_uid(Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .ok_or_else(|| format!("uid {} not found", repr_str(user)))?,
+        Err(_) => User::from_name(user)
+            .ok()
+            .flatten()
+            .ok_or_else(|| format!("username {} not found", repr_str(user)))?,
+    };
+    let euid = nix::unistd::geteuid();
+    if euid != found.uid && !euid.is_root() {
+        return Err("only root can use -u USER to change users".into());
+    }
+    Ok(())
+}
+
+pub fn run(
+    cli: &Cli,
+    command: &Command,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<u8> {
+    let (s, config_path) = match settings(cli) {
+        Ok(v) => v,
+        Err(e) => return usage(err, &e),
+    };
+    let mut ctl = Ctl {
+        cli,
+        s,
+        config_path,
+        out,
+    };
+    let first = ctl.status();
+    ctl.warn_if_other_program(first.as_ref())?;
+    ctl.dispatch(command, first)
+}
+
+/// Read actions from standard input until EOF (zdaemon 3's prompt).
+pub fn interactive(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<u8> {
+    let (s, config_path) = match settings(cli) {
+        Ok(v) => v,
+        Err(e) => return usage(err, &e),
+    };
+    if !s.default_to_interactive {
+        return usage(err, "an action argument is required");
+    }
+    let prompt = s.prompt.clone().unwrap_or_else(|| "zdctl>".into());
+    let mut ctl = Ctl {
+        cli,
+        s,
+        config_path,
+        out,
+    };
+    let first = ctl.status();
+    ctl.warn_if_other_program(first.as_ref())?;
+    let stdin = std::io::stdin();
+    let mut line = String::new();
+    loop {
+        write!(ctl.out, "{prompt} ")?;
+        ctl.out.flush()?;
+        line.clear();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            writeln!(ctl.out)?;
+            return Ok(EXIT_OK);
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let command = match words.first() {
+            None => Command::Status {
+                long: false,
+                json: false,
+                extra: Vec::new(),
+            },
+            Some(&"quit") | Some(&"exit") => return Ok(EXIT_OK),
+            Some(_) => match PromptLine::try_parse_from(&words) {
+                Ok(p) => p.command,
+                Err(e) => {
+                    write!(ctl.out, "{e}")?;
+                    continue;
+                }
+            },
+        };
+        let status = ctl.status();
+        match command {
+            Command::Show { .. } | Command::Check | Command::Help { .. } | Command::Other(_) => {
+                super::run_command(cli, &command, ctl.out, err)?;
+            }
+            command => {
+                ctl.dispatch(&command, status)?;
+            }
+        }
+    }
+}
+
+use super::PromptLine;
+
+impl Ctl<'_> {
+    fn status(&self) -> Option<Status> {
+        client::status(&self.s.socket)
+    }
+
+    fn send(&self, action: &str) -> Option<String> {
+        client::send_action(&self.s.socket, action)
+    }
+
+    fn warn_if_other_program(&mut self, st: Option<&Status>) -> std::io::Result<()> {
+        let Some(args) = st
+            .and_then(|s| s.view.args.as_deref())
+            .and_then(crate::protocol::parse_repr_list)
+        else {
+            return Ok(());
+        };
+        if !args.starts_with(&self.s.program) {
+            writeln!(self.out, "WARNING! zdrun is managing a different program!")?;
+            writeln!(self.out, "our program   = {}", repr_list(&self.s.program))?;
+            writeln!(self.out, "daemon's args = {}", repr_list(&args))?;
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, command: &Command, st: Option<Status>) -> std::io::Result<u8> {
+        match command {
+            Command::Start { args } => self.start(st, args),
+            Command::Stop => self.stop(st),
+            Command::Restart { args } => self.restart(st, args),
+            Command::Status { long, json, extra } => {
+                if !extra.is_empty() {
+                    writeln!(self.out, "status argument must be absent or -l")?;
+                    return Ok(EXIT_CHECK_FAILED);
+                }
+                if *json {
+                    self.status_json(st)
+                } else {
+                    self.print_status(st, *long)
+                }
+            }
+            Command::Kill { signal } => self.kill(st, &signal.join(" ")),
+            Command::Wait => {
+                self.wait_until(
+                    |s| {
+                        if s.is_none_or(|s| s.pid() == 0) {
+                            Wait::Done
+                        } else {
+                            Wait::NotYet
+                        }
+                    },
+                    None,
+                )?;
+                writeln!(self.out, "daemon process stopped")?;
+                let st = self.status();
+                self.print_status(st, false)?;
+                Ok(EXIT_OK)
+            }
+            Command::Fg { args } => self.foreground(st, args),
+            Command::ReopenTranscript => self.reopen_transcript(st.as_ref()),
+            Command::Logreopen => {
+                self.reopen_transcript(st.as_ref())?;
+                let st = self.status();
+                self.kill(st, "USR2")
+            }
+            Command::Logtail { follow, file } => {
+                let Some(path) = file.clone().or_else(|| self.s.logfile.clone()) else {
+                    writeln!(
+                        self.out,
+                        "No default log file specified; use logtail <logfile>"
+                    )?;
+                    return Ok(EXIT_OK);
+                };
+                if let Err(e) = super::logtail::run(&path, *follow, self.out) {
+                    writeln!(self.out, "{e}")?;
+                }
+                Ok(EXIT_OK)
+            }
+            Command::Show { .. } | Command::Check | Command::Help { .. } | Command::Other(_) => {
+                unreachable!("handled before the daemon is consulted")
+            }
+        }
+    }
+
+    fn print_status(&mut self, st: Option<Status>, long: bool) -> std::io::Result<u8> {
+        let code = match &st {
+            None => {
+                writeln!(self.out, "daemon manager not running")?;
+                EXIT_NOT_RUNNING
+            }
+            Some(s) if s.pid() == 0 => {
+                writeln!(
+                    self.out,
+                    "daemon manager running; daemon process not running"
+                )?;
+                EXIT_OK
+            }
+            Some(s) => {
+                writeln!(self.out, "program running; pid={}", s.pid())?;
+                EXIT_OK
+            }
+        };
+        if long && let Some(s) = &st {
+            // zdaemon prints the reply (ending in a newline) with print().
+            writeln!(self.out, "{}", s.raw)?;
+        }
+        Ok(code)
+    }
+
+    fn status_json(&mut self, st: Option<Status>) -> std::io::Result<u8> {
+        use serde_json::{Value, json};
+        let Some(st) = st else {
+            let v = json!({"manager": "not running", "state": "stopped", "pid": null,
+                           "manager_pid": null});
+            writeln!(self.out, "{v}")?;
+            return Ok(EXIT_NOT_RUNNING);
+        };
+        // Our zdrun answers `info` with JSON; a Python zdrun does not, and
+        // then the status reply is all there is.
+        let info: Option<Value> = self
+            .send("info")
+            .and_then(|r| serde_json::from_str::<Value>(&r).ok())
+            .filter(Value::is_object);
+        let mut v = json!({
+            "manager": "running",
+            "state": if st.pid() != 0 { "running" } else { "stopped" },
+            "pid": (st.pid() != 0).then_some(st.pid()),
+            "manager_pid": st.view.manager,
+            "uptime": null,
+            "restarts": null,
+            "last_exit": null,
+            "backoff": st.view.backoff,
+            "backoff_delay": null,
+            "should_be_up": st.view.should_be_up,
+            "testing": st.view.testing,
+        });
+        if let (Some(Value::Object(info)), Value::Object(map)) = (info, &mut v) {
+            for (k, val) in info {
+                map.insert(k, val);
+            }
+        }
+        writeln!(self.out, "{v}")?;
+        Ok(EXIT_OK)
+    }
+
+    /// zdaemon's wait loop: a dot per second while `cond` is not met; a
+    /// manager that vanishes (or never shows up) ends it with status 1.
+    /// `spawned` is a zdrun we just started: if it fails, stop at once.
+    fn wait_until(
+        &mut self,
+        mut cond: impl FnMut(Option<&Status>) -> Wait,
+        mut spawned: Option<Child>,
+    ) -> std::io::Result<Option<u8>> {
+        let start = Instant::now();
+        let mut st = self.status();
+        let mut was_running = st.is_some();
+        let mut dots = 0u64;
+        loop {
+            match cond(st.as_ref()) {
+                Wait::Done => break,
+                Wait::Fail(msg, code) => {
+                    writeln!(self.out, "\n{msg}")?;
+                    return Ok(Some(code));
+                }
+                Wait::NotYet => {}
+            }
+            let elapsed = start.elapsed();
+            if dots <= elapsed.as_secs() {
+                write!(self.out, ". ")?;
+                self.out.flush()?;
+                dots += 1;
+            }
+            std::thread::sleep(POLL);
+            let failed = spawned
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+                .is_some_and(|status| !status.success());
+            if failed {
+                spawned = None;
+            }
+            st = self.status();
+            if st.is_some() {
+                was_running = true;
+            } else if (was_running || failed || start.elapsed() > MANAGER_GRACE)
+                && !matches!(cond(None), Wait::Done)
+            {
+                writeln!(self.out, "\ndaemon manager not running")?;
+                return Ok(Some(EXIT_CHECK_FAILED));
+            }
+        }
+        writeln!(self.out)?;
+        if let Some(mut child) = spawned {
+            // The daemonizing zdrun exits at once; do not leave a zombie.
+            let _ = child.try_wait();
+        }
+        Ok(None)
+    }
+
+    fn start(&mut self, st: Option<Status>, extra: &[String]) -> std::io::Result<u8> {
+        let mut spawned = None;
+        match &st {
+            None => {
+                let child = match self.spawn_zdrun(extra) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        writeln!(self.out, "cannot start zdrun: {e}")?;
+                        return Ok(EXIT_CHECK_FAILED);
+                    }
+                };
+                if !self.s.daemon {
+                    // Foreground: zdrun runs here until it exits.
+                    let mut child = child;
+                    let _ = child.wait();
+                    return Ok(EXIT_OK);
+                }
+                spawned = Some(child);
+            }
+            Some(s) if s.pid() == 0 => {
+                self.send("start");
+            }
+            Some(s) => {
+                writeln!(self.out, "daemon process already running; pid={}", s.pid())?;
+                return Ok(EXIT_OK);
+            }
+        }
+        if !self.s.daemon {
+            return Ok(EXIT_OK);
+        }
+        let t0 = Instant::now();
+        if let Some(code) = self.wait_until_with(t0, None, spawned)? {
+            return Ok(code);
+        }
+        let pid = self.status().map(|s| s.pid()).unwrap_or(0);
+        writeln!(self.out, "daemon process started, pid={pid}")?;
+        Ok(EXIT_OK)
+    }
+
+    /// Wait for the program to run (and pass its start test); with `old`,
+    /// for a pid other than `old`.
+    fn wait_until_with(
+        &mut self,
+        t0: Instant,
+        old: Option<i32>,
+        spawned: Option<Child>,
+    ) -> std::io::Result<Option<u8>> {
+        let timeout = self.s.start_timeout;
+        self.wait_until(
+            |s| {
+                if t0.elapsed().as_secs_f64() > timeout as f64 + 1.0 {
+                    return Wait::Fail("Program took too long to start", EXIT_CHECK_FAILED);
+                }
+                match s {
+                    Some(s) if s.pid() != 0 && Some(s.pid()) != old && !s.view.testing => {
+                        Wait::Done
+                    }
+                    _ => Wait::NotYet,
+                }
+            },
+            spawned,
+        )
+    }
+
+    fn stop(&mut self, st: Option<Status>) -> std::io::Result<u8> {
+        match &st {
+            None => writeln!(self.out, "daemon manager not running")?,
+            Some(s) if s.pid() == 0 && !s.view.should_be_up => {
+                writeln!(self.out, "daemon process not running")?
+            }
+            Some(_) => {
+                self.send("stop");
+                self.wait_until(
+                    |s| {
+                        if s.is_none_or(|s| s.pid() == 0) {
+                            Wait::Done
+                        } else {
+                            Wait::NotYet
+                        }
+                    },
+                    None,
+                )?;
+                writeln!(self.out, "daemon process stopped")?;
+            }
+        }
+        Ok(EXIT_OK)
+    }
+
+    fn restart(&mut self, st: Option<Status>, extra: &[String]) -> std::io::Result<u8> {
+        let old = match &st {
+            Some(s) if s.pid() != 0 => s.pid(),
+            _ => return self.start(st, extra),
+        };
+        self.send("restart");
+        let t0 = Instant::now();
+        if let Some(code) = self.wait_until_with(t0, Some(old), None)? {
+            return Ok(code);
+        }
+        let pid = self.status().map(|s| s.pid()).unwrap_or(0);
+        writeln!(self.out, "daemon process restarted, pid={pid}")?;
+        Ok(EXIT_OK)
+    }
+
+    fn kill(&mut self, st: Option<Status>, arg: &str) -> std::io::Result<u8> {
+        let arg = if arg.is_empty() { "SIGTERM" } else { arg };
+        let Some((name, num)) = help::signal_by_name(arg) else {
+            writeln!(self.out, "invalid signal {}", repr_str(arg))?;
+            return Ok(EXIT_OK);
+        };
+        let pid = st.map(|s| s.pid()).unwrap_or(0);
+        if pid == 0 {
+            writeln!(self.out, "daemon process not running")?;
+            return Ok(EXIT_OK);
+        }
+        writeln!(self.out, "kill({pid}, {num})")?;
+        let sent = nix::sys::signal::Signal::try_from(num)
+            .and_then(|sig| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig));
+        match sent {
+            Ok(()) => writeln!(self.out, "signal {name} sent to process {pid}")?,
+            Err(e) => writeln!(self.out, "Error: [Errno {}] {}", e as i32, e.desc())?,
+        }
+        Ok(EXIT_OK)
+    }
+
+    fn reopen_transcript(&mut self, st: Option<&Status>) -> std::io::Result<u8> {
+        if st.is_none() {
+            writeln!(self.out, "daemon manager not running")?;
+        } else {
+            self.send("reopen_transcript");
+        }
+        Ok(EXIT_OK)
+    }
+
+    fn foreground(&mut self, st: Option<Status>, extra: &[String]) -> std::io::Result<u8> {
+        if st.is_some_and(|s| s.pid() != 0) {
+            writeln!(
+                self.out,
+                "To run the program in the foreground, please stop it first."
+            )?;
+            return Ok(EXIT_OK);
+        }
+        let mut argv = self.s.program.clone();
+        argv.extend(extra.iter().cloned());
+        writeln!(self.out, "{}", argv.join(" "))?;
+        self.out.flush()?;
+        let mut cmd = Process::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .envs(self.s.environment.iter().map(|(k, v)| (k, v)));
+        // SAFETY: runs in the child before exec; signal() with SIG_DFL is
+        // async-signal-safe. Undoes the SIG_IGN below for the program.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                use nix::sys::signal::{SigHandler, Signal, signal};
+                signal(Signal::SIGINT, SigHandler::SigDfl)?;
+                Ok(())
+            });
+        }
+        // The program owns the terminal; ^C reaches it, not us.
+        let _ignore = IgnoreInterrupt::new();
+        match cmd.status() {
+            Ok(_) => {}
+            Err(e) => writeln!(
+                self.out,
+                "{}",
+                super::logtail::os_error_text(&e, Path::new(&argv[0]))
+            )?,
+        }
+        Ok(EXIT_OK)
+    }
+
+    /// Start zdrun with our settings. The socket is passed as an absolute
+    /// path so both sides agree whatever zdrun's directory becomes.
+    fn spawn_zdrun(&mut self, extra: &[String]) -> std::io::Result<Child> {
+        for dir in [
+            self.s.directory.clone(),
+            self.s.socket.parent().map(Path::to_path_buf),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            // zdaemon creates one missing level.
+            if !dir.exists() {
+                let _ = std::fs::create_dir(&dir);
+            }
+        }
+        let exe = match &self.s.zdrun {
+            Some(p) => p.clone(),
+            None => std::env::current_exe()?.with_file_name("zdrun"),
+        };
+        let mut cmd = Process::new(exe);
+        if let Some(c) = &self.config_path {
+            cmd.arg("-C").arg(c);
+        }
+        cmd.arg("-s").arg(&self.s.socket);
+        let o = &self.cli.overrides;
+        for (flag, value) in [
+            ("-b", &o.backoff_limit),
+            ("-u", &o.user),
+            ("-t", &o.transcript),
+            ("-m", &o.umask),
+            ("-x", &o.exit_codes),
+            ("-z", &o.directory),
+        ] {
+            if let Some(v) = value {
+                cmd.arg(flag).arg(v);
+            }
+        }
+        if o.forever {
+            cmd.arg("-f");
+        }
+        if o.daemon {
+            cmd.arg("-d");
+        }
+        cmd.arg("--").args(&self.s.program).args(extra);
+        cmd.envs(self.s.environment.iter().map(|(k, v)| (k, v)));
+        cmd.spawn()
+    }
+}
+
+/// Ignore SIGINT while a foreground program runs, restoring it after.
+struct IgnoreInterrupt(Option<nix::sys::signal::SigHandler>);
+
+impl IgnoreInterrupt {
+    fn new() -> IgnoreInterrupt {
+        use nix::sys::signal::{SigHandler, Signal, signal};
+        // SAFETY: SIG_IGN installs no handler code; nothing can race it.
+        let old = unsafe { signal(Signal::SIGINT, SigHandler::SigIgn) }.ok();
+        IgnoreInterrupt(old)
+    }
+}
+
+impl Drop for IgnoreInterrupt {
+    fn drop(&mut self) {
+        if let Some(old) = self.0 {
+            // SAFETY: restores the disposition saved above.
+            let _ = unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGINT, old) };
+        }
+    }
+}
