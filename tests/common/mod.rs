@@ -84,3 +84,5 @@ pub fn conf_files(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+pub mod site;

@@ -1,0 +1,201 @@
+//! A temporary directory with a zdaemon config, for tests that start real
+//! daemons. Every manager started in it is killed (with its program) when
+//! the `Site` is dropped, even when the test fails.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// How long any single wait in a test may take before it fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub struct Site {
+    pub dir: tempfile::TempDir,
+    /// Manager pids seen, killed on drop.
+    managers: std::cell::RefCell<Vec<i32>>,
+}
+
+impl Default for Site {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Site {
+    pub fn new() -> Site {
+        Site {
+            dir: tempfile::tempdir().expect("temp dir"),
+            managers: Default::default(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn sock(&self) -> PathBuf {
+        self.path("zdsock")
+    }
+
+    /// Write `zd.conf` with a `<runner>` holding `program`, the socket in
+    /// the site and `runner_extra` lines; `extra` goes after the runner.
+    pub fn config(&self, program: &str, runner_extra: &str, extra: &str) -> PathBuf {
+        let text = format!(
+            "<runner>\n  program {program}\n  socket-name {}\n{runner_extra}\n</runner>\n{extra}\n",
+            self.sock().display()
+        );
+        let p = self.path("zd.conf");
+        std::fs::write(&p, text).expect("write config");
+        p
+    }
+
+    /// Run our zdctl with `-C zd.conf` and `args`, in the site directory.
+    pub fn zdctl(&self, args: &[&str]) -> Output {
+        let out = Command::new(env!("CARGO_BIN_EXE_zdctl"))
+            .current_dir(self.dir.path())
+            .arg("-C")
+            .arg(self.path("zd.conf"))
+            .args(args)
+            .output()
+            .expect("zdctl runs");
+        self.remember_manager();
+        out
+    }
+
+    /// Run a Python command (zdaemon's zdctl is `python -m zdaemon`) in the
+    /// site directory.
+    pub fn python_zdctl(&self, python: &Path, args: &[&str]) -> Output {
+        let out = Command::new(python)
+            .current_dir(self.dir.path())
+            .args(["-m", "zdaemon", "-C"])
+            .arg(self.path("zd.conf"))
+            .args(args)
+            .output()
+            .expect("python zdaemon runs");
+        self.remember_manager();
+        out
+    }
+
+    /// Send one raw request on the socket; the reply as bytes.
+    pub fn request(&self, bytes: &[u8]) -> Vec<u8> {
+        request(&self.sock(), bytes)
+    }
+
+    /// The `status` reply as key/value pairs (empty if no manager).
+    pub fn status(&self) -> std::collections::HashMap<String, String> {
+        let reply = String::from_utf8_lossy(&self.request(b"status\n")).into_owned();
+        reply
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    pub fn program_pid(&self) -> i32 {
+        self.status()
+            .get("application")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn manager_pid(&self) -> i32 {
+        self.status()
+            .get("manager")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn remember_manager(&self) {
+        let m = self.manager_pid();
+        if m != 0 && !self.managers.borrow().contains(&m) {
+            self.managers.borrow_mut().push(m);
+        }
+    }
+
+    /// Note a manager started some other way, for cleanup.
+    pub fn track(&self, pid: i32) {
+        self.managers.borrow_mut().push(pid);
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        self.remember_manager();
+        let program = self.program_pid();
+        for &m in self.managers.borrow().iter() {
+            kill(m, 9);
+        }
+        if program != 0 {
+            kill(program, 9);
+        }
+    }
+}
+
+pub fn kill(pid: i32, sig: i32) -> bool {
+    Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Is `pid` alive (and not a zombie)?
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+pub fn request(sock: &Path, bytes: &[u8]) -> Vec<u8> {
+    let Ok(mut s) = UnixStream::connect(sock) else {
+        return Vec::new();
+    };
+    let _ = s.set_read_timeout(Some(DEADLINE));
+    let _ = s.write_all(bytes);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+/// Poll `cond` until it holds; panic with `what` after [`DEADLINE`].
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// zdctl's wait loops print one ". " per second waited; the count depends
+/// on timing, so comparisons drop them.
+pub fn undot(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix(". ") {
+            if out.is_empty() || out.ends_with('\n') || out.ends_with(". ") {
+                rest = r;
+                continue;
+            }
+        }
+        let c = rest.chars().next().unwrap_or_default();
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
