@@ -187,11 +187,11 @@ pub fn undot(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix(". ") {
-            if out.is_empty() || out.ends_with('\n') || out.ends_with(". ") {
-                rest = r;
-                continue;
-            }
+        if let Some(r) = rest.strip_prefix(". ")
+            && (out.is_empty() || out.ends_with('\n'))
+        {
+            rest = r;
+            continue;
         }
         let c = rest.chars().next().unwrap_or_default();
         out.push(c);
