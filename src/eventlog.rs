@@ -71,8 +71,16 @@ impl Logger {
                 // Only file handlers are written; the others (syslog, HTTP,
                 // mail) are accepted in the config and left to the program.
                 if let Handler::Logfile(f) = h {
+                    // Absolute now: zdrun changes directory when it
+                    // daemonizes, and reopens files by name.
+                    let path = match f.path.as_str() {
+                        "STDOUT" | "STDERR" => f.path.clone(),
+                        p => std::env::current_dir()
+                            .map(|d| d.join(p).to_string_lossy().into_owned())
+                            .unwrap_or_else(|_| p.to_string()),
+                    };
                     let mut sink = Sink {
-                        path: f.path.clone(),
+                        path,
                         level: f.level.0,
                         format: f.format.clone(),
                         dateformat: f.dateformat.clone(),

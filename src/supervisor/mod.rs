@@ -40,6 +40,9 @@ use transcript::Transcript;
 
 pub const EXIT_USAGE: i32 = 2;
 
+/// Reply to start/restart once a signal has told zdrun to exit.
+const SHUTTING_DOWN: &str = "Daemon manager is shutting down\n";
+
 /// zdrun -- the daemon manager that runs and restarts one program.
 #[derive(Parser, Debug)]
 #[command(name = "zdrun", version)]
@@ -594,7 +597,7 @@ impl Supervisor {
         self.backoff = 0;
         if let Some(pid) = self.pid {
             if again {
-                let _ = killpg(pid, Signal::SIGKILL);
+                Self::signal_group(pid, Signal::SIGKILL);
             } else if !self.killing {
                 self.terminate(pid);
             }
@@ -603,9 +606,17 @@ impl Supervisor {
         }
     }
 
+    /// Signal the program's process group; if the program left its group
+    /// (setsid, setpgid), at least the program itself.
+    fn signal_group(pid: Pid, sig: Signal) {
+        if killpg(pid, sig).is_err() {
+            let _ = kill(pid, sig);
+        }
+    }
+
     /// SIGTERM to the program's group, SIGKILL after stop-timeout.
     fn terminate(&mut self, pid: Pid) {
-        let _ = killpg(pid, Signal::SIGTERM);
+        Self::signal_group(pid, Signal::SIGTERM);
         self.killing = true;
         self.delay = (self.s.stop_timeout != 0)
             .then(|| Instant::now() + Duration::from_secs(self.s.stop_timeout.max(0) as u64));
@@ -622,7 +633,7 @@ impl Supervisor {
                     "pid {pid} did not stop within {} seconds; sending SIGKILL",
                     self.s.stop_timeout
                 ));
-                let _ = killpg(pid, Signal::SIGKILL);
+                Self::signal_group(pid, Signal::SIGKILL);
                 self.delay = Some(now + Duration::from_secs(self.s.backoff_limit.max(1) as u64));
             }
         }
@@ -871,10 +882,12 @@ impl Supervisor {
         self.backoff = 0;
         self.delay = None;
         self.killing = false;
-        self.shutting_down = false;
     }
 
     fn cmd_start(&mut self) -> String {
+        if self.shutting_down {
+            return SHUTTING_DOWN.into();
+        }
         self.reset_for_command(true);
         if self.pid.is_none() {
             "Application started\n".into()
@@ -895,6 +908,9 @@ impl Supervisor {
     }
 
     fn cmd_restart(&mut self) -> String {
+        if self.shutting_down {
+            return SHUTTING_DOWN.into();
+        }
         self.reset_for_command(true);
         match self.pid {
             Some(pid) => {
