@@ -103,7 +103,12 @@ pub fn find_program(word: &str) -> Result<PathBuf, String> {
         if std::fs::metadata(&p).is_err() {
             return Err(format!("can't stat program {}", repr_str(word)));
         }
-        p
+        // Absolute, so it still names the same file after zdrun changes
+        // into the runner's directory.
+        match std::env::current_dir() {
+            Ok(cwd) if p.is_relative() => cwd.join(p),
+            _ => p,
+        }
     } else {
         let path = std::env::var("PATH")
             .ok()
