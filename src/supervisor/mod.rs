@@ -14,6 +14,7 @@
 //! may use the socket; `hang-around` keeps zdrun up after `stop`.
 
 mod server;
+mod node;
 pub mod settings;
 mod spawn;
 mod transcript;
@@ -23,17 +24,18 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::config::{self, Config, overrides::RunnerOverrides};
 use crate::eventlog::Logger;
 use crate::protocol::{self, Status};
+use node::{Node, Verdict};
 use server::{Conn, ControlSocket, Input};
 use settings::{Bases, Settings};
 use transcript::Transcript;
@@ -78,19 +80,27 @@ pub fn main() -> i32 {
         Ok(d) => d,
         Err(e) => return usage_error(&format!("cannot read the current directory: {e}")),
     };
+    let load = move || load_settings(&cli, &cwd);
+    let settings = match load() {
+        Ok(s) => s,
+        Err(e) => return usage_error(&e),
+    };
+    run(settings, Some(Box::new(load)))
+}
+
+/// Read the configuration and command line into settings; used at start
+/// and again for each reload.
+fn load_settings(cli: &Cli, cwd: &Path) -> Result<Settings, String> {
     let mut config = match &cli.config {
-        Some(path) => match config::load_file(path) {
-            Ok(c) => c,
-            Err(errors) => {
-                let text: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
-                return usage_error(&text.join("\n"));
-            }
-        },
+        Some(path) => config::load_file(path).map_err(|errors| {
+            let text: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
+            text.join("\n")
+        })?,
         None => Config::default(),
     };
-    if let Err(e) = cli.overrides.apply(&mut config) {
-        return usage_error(&e.to_string());
-    }
+    cli.overrides
+        .apply(&mut config)
+        .map_err(|e| e.to_string())?;
     if !cli.program.is_empty() {
         config
             .runner
@@ -100,19 +110,19 @@ pub fn main() -> i32 {
     let config_dir = cli
         .config
         .as_deref()
-        .map(|p| absolute_dir_of(p, &cwd))
-        .unwrap_or_else(|| cwd.clone());
+        .map(|p| absolute_dir_of(p, cwd))
+        .unwrap_or_else(|| cwd.to_path_buf());
     let bases = Bases {
-        cwd: &cwd,
+        cwd,
         config_dir: cli.config.as_ref().map(|_| config_dir.as_path()),
         socket_from_cli: cli.overrides.socket_name.is_some(),
     };
-    let settings = match Settings::from_config(&config, &bases) {
-        Ok(s) => s,
-        Err(_) => return usage_error("no program specified (use positional args)"),
-    };
-    run(settings)
+    Settings::from_config(&config, &bases)
+        .map_err(|_| "no program specified (use positional args)".to_string())
 }
+
+/// Re-reads the settings for `reload`.
+pub type Loader = Box<dyn Fn() -> Result<Settings, String>>;
 
 fn absolute_dir_of(file: &Path, cwd: &Path) -> PathBuf {
     let abs = if file.is_absolute() {
@@ -202,55 +212,58 @@ impl Signals {
     }
 }
 
-/// How the last run of the program ended.
-#[derive(Clone, Debug)]
-struct LastExit {
-    code: Option<i32>,
-    signal: Option<String>,
-    at: SystemTime,
-}
-
-struct StartTest {
-    pid: Pid,
-    /// The program pid the test is for.
-    for_pid: Pid,
-}
-
 struct Supervisor {
     s: Settings,
-    file: PathBuf,
     log: Logger,
     socket: ControlSocket,
     signals: Signals,
-    transcript: Option<Transcript>,
+    nodes: Vec<Node>,
     conns: Vec<Conn>,
-    // zdaemon's state, same names and meanings.
-    should_be_up: bool,
-    pid: Option<Pid>,
-    lasttime: Option<SystemTime>,
-    backoff: i64,
-    delay: Option<Instant>,
-    killing: bool,
-    testing: bool,
-    // Ours.
-    test: Option<StartTest>,
-    test_retry: Option<Instant>,
-    started: Option<Instant>,
-    spawns: u64,
-    last_exit: Option<LastExit>,
-    /// Set by SIGTERM/SIGINT/SIGHUP: stop the program, then exit 0.
+    /// Set by SIGTERM/SIGINT: stop every program, then exit 0.
     shutting_down: bool,
     exit_status: Option<i32>,
+    load: Option<Loader>,
+}
+
+/// Find each node's program file; the first failure is the error.
+fn resolve_files(s: &Settings) -> Result<Vec<PathBuf>, String> {
+    s.nodes
+        .iter()
+        .map(|n| {
+            settings::find_program(&n.program[0]).map_err(|e| {
+                if n.name.is_empty() {
+                    e
+                } else {
+                    format!("{}: {e}", n.name)
+                }
+            })
+        })
+        .collect()
+}
+
+fn new_transcript(path: &Path, log: &mut Logger) -> Option<Transcript> {
+    match Transcript::new(path) {
+        Ok((t, err)) => {
+            if let Some(e) = err {
+                log.error(&e);
+            }
+            Some(t)
+        }
+        Err(e) => {
+            log.error(&format!("cannot create the transcript pipe: {e}"));
+            None
+        }
+    }
 }
 
 /// Run zdrun with resolved settings; returns the exit status.
-pub fn run(settings: Settings) -> i32 {
+pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
     if let Some(user) = &settings.user
         && let Err(e) = switch_user(user)
     {
         return usage_error(&e);
     }
-    let file = match settings::find_program(&settings.program[0]) {
+    let files = match resolve_files(&settings) {
         Ok(f) => f,
         Err(e) => return usage_error(&e),
     };
@@ -294,47 +307,27 @@ pub fn run(settings: Settings) -> i32 {
     {
         return code;
     }
-    let transcript = if settings.daemon {
-        match Transcript::new(&settings.transcript) {
-            Ok((t, err)) => {
-                if let Some(e) = err {
-                    log.error(&e);
-                }
-                Some(t)
-            }
-            Err(e) => {
-                log.error(&format!("cannot create the transcript pipe: {e}"));
-                None
-            }
-        }
-    } else {
-        None
-    };
-    if let Some(t) = &transcript {
+    let mut nodes = Vec::with_capacity(settings.nodes.len());
+    for (n, file) in settings.nodes.iter().zip(files) {
+        let transcript = settings
+            .daemon
+            .then(|| new_transcript(&n.transcript, &mut log))
+            .flatten();
+        nodes.push(Node::new(n.clone(), file, transcript));
+    }
+    if let Some(t) = nodes.first().and_then(|n| n.transcript.as_ref()) {
         log.set_fallback(t.file_handle());
     }
     let mut sup = Supervisor {
         s: settings,
-        file,
         log,
         socket,
         signals,
-        transcript,
+        nodes,
         conns: Vec::new(),
-        should_be_up: true,
-        pid: None,
-        lasttime: None,
-        backoff: 0,
-        delay: None,
-        killing: false,
-        testing: false,
-        test: None,
-        test_retry: None,
-        started: None,
-        spawns: 0,
-        last_exit: None,
         shutting_down: false,
         exit_status: None,
+        load,
     };
     sup.log.info("daemon manager started");
     let status = sup.run_forever();
@@ -392,108 +385,89 @@ impl Supervisor {
             if let Some(code) = self.exit_status {
                 return code;
             }
-            let idle = !self.should_be_up && self.pid.is_none();
+            self.nodes.retain(|n| !(n.removed && n.pid.is_none()));
+            let idle = self
+                .nodes
+                .iter()
+                .all(|n| !n.should_be_up && n.pid.is_none());
             if idle && (self.shutting_down || !self.s.hang_around) {
                 self.log.info("Exiting");
                 return 0;
             }
-            if self.should_be_up && self.pid.is_none() && self.delay.is_none() {
-                self.spawn();
+            self.stop_in_order();
+            if self.spawn_due() {
                 continue;
             }
             self.wait_and_dispatch();
         }
     }
 
-    fn now_wall() -> f64 {
-        wall(SystemTime::now())
+    fn index(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.s.name == name)
     }
 
-    fn spawn(&mut self) {
-        let now = SystemTime::now();
-        self.lasttime = Some(now);
-        self.spawns += 1;
-        let spec = spawn::Spec {
-            file: &self.file,
-            argv: &self.s.program,
-            env: &self.s.environment,
-            directory: self.s.directory.as_deref(),
-            umask: self.s.umask,
-            output: self.transcript.as_ref().map(|t| t.writer()),
-        };
-        match spawn::spawn(&spec) {
-            Ok(pid) => {
-                self.pid = Some(pid);
-                self.started = Some(Instant::now());
-                self.log.info(&format!("spawned process pid={pid}"));
-                if self.s.start_test_program.is_some() {
-                    self.testing = true;
-                    self.test_retry = Some(Instant::now());
-                } else {
-                    self.testing = false;
-                }
+    /// Everything `node` waits for is ready (unknown names count as ready:
+    /// a reload may have removed them).
+    fn deps_ready(&self, node: &Node) -> bool {
+        node.s
+            .after
+            .iter()
+            .all(|d| self.index(d).is_none_or(|i| self.nodes[i].ready))
+    }
+
+    /// Spawn every node that is due and whose dependencies are ready.
+    fn spawn_due(&mut self) -> bool {
+        let mut spawned = false;
+        for i in 0..self.nodes.len() {
+            if !self.nodes[i].due() || self.shutting_down || !self.deps_ready(&self.nodes[i]) {
+                continue;
             }
-            Err(e) => {
-                // As if the program had run and exited 127, like an exec
-                // failure in a forked child: the governor decides.
-                let msg = format!("can't exec '{}': {e}", self.file.display());
-                self.log.error(&msg);
-                if let Some(f) = self.transcript.as_ref().and_then(|t| t.file_handle()) {
-                    use std::io::Write;
-                    let mut f = f;
-                    let _ = writeln!(f, "{msg}");
-                }
-                self.pid = None;
-                self.govern(Some(127), None, "spawn failed".into());
-            }
+            spawned = true;
+            let verdict = self.nodes[i].spawn(&mut self.log);
+            self.verdict(i, verdict);
+        }
+        spawned
+    }
+
+    /// A node's supervision ended: a single-program zdrun exits with the
+    /// status, as zdaemon; a site carries on with the other nodes.
+    fn verdict(&mut self, _i: usize, verdict: Verdict) {
+        if let Verdict::End(code) = verdict
+            && !self.s.is_site()
+        {
+            self.exit_status = Some(code);
         }
     }
 
-    /// Start the start-test program if one is due.
-    fn run_start_test(&mut self) {
-        let (Some(pid), Some(words)) = (self.pid, self.s.start_test_program.clone()) else {
-            return;
-        };
-        if self.test.is_some() || !self.testing {
-            return;
-        }
-        self.test_retry = None;
-        let file = match settings::find_program(&words[0]) {
-            Ok(f) => f,
-            Err(e) => {
-                self.log.debug(&format!("start test failed: {e}"));
-                self.test_retry = Some(Instant::now() + Duration::from_secs(1));
-                return;
+    /// Stopping everything goes in reverse dependency order: a node is
+    /// signalled once nothing that runs after it is still running.
+    fn stop_in_order(&mut self) {
+        for i in 0..self.nodes.len() {
+            let n = &self.nodes[i];
+            if !n.stop_wanted || n.pid.is_none() || n.killing {
+                continue;
             }
-        };
-        let spec = spawn::Spec {
-            file: &file,
-            argv: &words,
-            env: &self.s.environment,
-            directory: self.s.directory.as_deref(),
-            umask: self.s.umask,
-            output: self.transcript.as_ref().map(|t| t.writer()),
-        };
-        match spawn::spawn(&spec) {
-            Ok(test_pid) => {
-                self.test = Some(StartTest {
-                    pid: test_pid,
-                    for_pid: pid,
-                })
-            }
-            Err(e) => {
-                self.log.debug(&format!("start test failed: {e}"));
-                self.test_retry = Some(Instant::now() + Duration::from_secs(1));
+            let name = n.s.name.clone();
+            let dependents_up = self
+                .nodes
+                .iter()
+                .any(|d| d.pid.is_some() && d.s.after.contains(&name));
+            if !dependents_up {
+                self.nodes[i].stop_wanted = false;
+                self.nodes[i].terminate();
             }
         }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
         let conn = self.conns.iter().map(|c| c.deadline).min();
-        [self.delay, self.test_retry, conn]
-            .into_iter()
+        let nodes = self
+            .nodes
+            .iter()
+            .flat_map(|n| [n.delay, n.test_retry, n.ready_probe])
             .flatten()
-            .min()
+            .min();
+        [conn, nodes].into_iter().flatten().min()
     }
 
     fn wait_and_dispatch(&mut self) {
@@ -507,16 +481,18 @@ impl Supervisor {
                 PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::MAX)
             }
         };
-        let (sig_ready, listen_ready, transcript_ready, conn_ready) = {
-            let sig_fd = self.signals.pipe.as_fd();
-            let listen_fd = self.socket.listener.as_fd();
+        let (sig_ready, listen_ready, transcripts_ready, conn_ready) = {
             let mut fds = vec![
-                PollFd::new(sig_fd, PollFlags::POLLIN),
-                PollFd::new(listen_fd, PollFlags::POLLIN),
+                PollFd::new(self.signals.pipe.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.socket.listener.as_fd(), PollFlags::POLLIN),
             ];
-            let t_fd: Option<BorrowedFd> = self.transcript.as_ref().map(|t| t.reader());
-            if let Some(fd) = t_fd {
-                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            let mut transcript_nodes = Vec::new();
+            for (i, n) in self.nodes.iter().enumerate() {
+                if let Some(t) = &n.transcript {
+                    let fd: BorrowedFd = t.reader();
+                    fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                    transcript_nodes.push(i);
+                }
             }
             let base = fds.len();
             for c in &self.conns {
@@ -527,18 +503,18 @@ impl Supervisor {
                 fds.push(PollFd::new(c.stream.as_fd(), flags));
             }
             match poll(&mut fds, timeout) {
-                Ok(_) => {}
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => {
-                    self.log.error(&format!("poll failed: {e}"));
-                }
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => self.log.error(&format!("poll failed: {e}")),
             }
             let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
-            let sig = ready(&fds[0]);
-            let listen = ready(&fds[1]);
-            let tr = t_fd.is_some() && ready(&fds[2]);
+            let transcripts: Vec<usize> = transcript_nodes
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| ready(&fds[2 + k]))
+                .map(|(_, &i)| i)
+                .collect();
             let conns: Vec<bool> = fds[base..].iter().map(ready).collect();
-            (sig, listen, tr, conns)
+            (ready(&fds[0]), ready(&fds[1]), transcripts, conns)
         };
         if sig_ready {
             self.signals.drain();
@@ -546,11 +522,12 @@ impl Supervisor {
         // Flags are checked every turn: a signal may land between poll
         // returning and the pipe being drained.
         self.handle_signals();
-        if transcript_ready
-            && let Some(t) = &mut self.transcript
-            && let Some(transcript::Event::WriteFailed(msg)) = t.drain()
-        {
-            self.log.error(&msg);
+        for i in transcripts_ready {
+            if let Some(t) = &mut self.nodes[i].transcript
+                && let Some(transcript::Event::WriteFailed(msg)) = t.drain()
+            {
+                self.log.error(&msg);
+            }
         }
         self.handle_timers();
         for (i, ready) in conn_ready.into_iter().enumerate() {
@@ -562,9 +539,6 @@ impl Supervisor {
         if listen_ready {
             self.accept();
         }
-        if self.test.is_none() && self.test_retry.is_some_and(|t| t <= Instant::now()) {
-            self.run_start_test();
-        }
     }
 
     fn handle_signals(&mut self) {
@@ -574,10 +548,18 @@ impl Supervisor {
         if self.signals.usr2.swap(false, Ordering::SeqCst) {
             self.reopen_logs();
         }
+        if self.signals.hup.swap(false, Ordering::SeqCst) {
+            if self.load.is_some() {
+                self.log.info("received SIGHUP; reloading the configuration");
+                let reply = self.reload();
+                self.log.info(reply.trim_end());
+            } else {
+                self.shutdown("SIGHUP");
+            }
+        }
         for (flag, name) in [
             (Arc::clone(&self.signals.term), "SIGTERM"),
             (Arc::clone(&self.signals.int), "SIGINT"),
-            (Arc::clone(&self.signals.hup), "SIGHUP"),
         ] {
             if flag.swap(false, Ordering::SeqCst) {
                 self.shutdown(name);
@@ -585,56 +567,38 @@ impl Supervisor {
         }
     }
 
-    /// Stop the program (escalating as `stop` does) and exit once it is gone.
-    /// A second signal while stopping sends SIGKILL at once.
+    /// Stop every program (in reverse order, escalating as `stop` does)
+    /// and exit once they are gone. A second signal sends SIGKILL at once.
     fn shutdown(&mut self, signame: &str) {
         self.log.info(&format!(
             "received {signame}; stopping the program and exiting"
         ));
         let again = self.shutting_down;
         self.shutting_down = true;
-        self.should_be_up = false;
-        self.backoff = 0;
-        if let Some(pid) = self.pid {
-            if again {
-                Self::signal_group(pid, Signal::SIGKILL);
-            } else if !self.killing {
-                self.terminate(pid);
+        for n in &mut self.nodes {
+            n.should_be_up = false;
+            n.backoff = 0;
+            if n.pid.is_none() {
+                n.delay = None;
+            } else if again {
+                n.signal_group(Signal::SIGKILL);
+            } else if !n.killing {
+                n.stop_wanted = true;
             }
-        } else {
-            self.delay = None;
         }
-    }
-
-    /// Signal the program's process group; if the program left its group
-    /// (setsid, setpgid), at least the program itself.
-    fn signal_group(pid: Pid, sig: Signal) {
-        if killpg(pid, sig).is_err() {
-            let _ = kill(pid, sig);
-        }
-    }
-
-    /// SIGTERM to the program's group, SIGKILL after stop-timeout.
-    fn terminate(&mut self, pid: Pid) {
-        Self::signal_group(pid, Signal::SIGTERM);
-        self.killing = true;
-        self.delay = (self.s.stop_timeout != 0)
-            .then(|| Instant::now() + Duration::from_secs(self.s.stop_timeout.max(0) as u64));
     }
 
     fn handle_timers(&mut self) {
         let now = Instant::now();
-        if self.delay.is_some_and(|d| d <= now) {
-            self.delay = None;
-            if self.killing
-                && let Some(pid) = self.pid
-            {
-                self.log.warning(&format!(
-                    "pid {pid} did not stop within {} seconds; sending SIGKILL",
-                    self.s.stop_timeout
-                ));
-                Self::signal_group(pid, Signal::SIGKILL);
-                self.delay = Some(now + Duration::from_secs(self.s.backoff_limit.max(1) as u64));
+        for n in &mut self.nodes {
+            if n.delay.is_some_and(|d| d <= now) {
+                n.delay_passed(now, &mut self.log);
+            }
+            if n.ready_probe.is_some_and(|t| t <= now) {
+                n.probe_ready(&mut self.log);
+            }
+            if n.test_retry.is_some_and(|t| t <= now) {
+                n.run_start_test(&mut self.log);
             }
         }
     }
@@ -645,110 +609,16 @@ impl Supervisor {
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(status) => {
                     let Some(pid) = status.pid() else { continue };
-                    if Some(pid) == self.pid {
-                        self.program_exited(pid, status);
-                    } else if self.test.as_ref().is_some_and(|t| t.pid == pid) {
-                        self.test_exited(status);
+                    if let Some(i) = self.nodes.iter().position(|n| n.pid == Some(pid)) {
+                        let v = self.nodes[i].exited(status, self.shutting_down, &mut self.log);
+                        self.verdict(i, v);
+                    } else if let Some(n) = self.nodes.iter_mut().find(|n| n.owns_test(pid)) {
+                        n.test_exited(status, &mut self.log);
                     }
-                    // Anything else (an orphaned grandchild re-parented to
-                    // us as subreaper) is simply reaped.
+                    // Anything else (an orphan re-parented to us as
+                    // subreaper) is simply reaped.
                 }
             }
-        }
-    }
-
-    fn test_exited(&mut self, status: WaitStatus) {
-        let Some(test) = self.test.take() else { return };
-        if Some(test.for_pid) != self.pid || !self.testing {
-            return;
-        }
-        if matches!(status, WaitStatus::Exited(_, 0)) {
-            self.testing = false;
-            self.log.debug("start test succeeded");
-        } else if matches!(status, WaitStatus::Exited(..) | WaitStatus::Signaled(..)) {
-            self.log.debug("start test failed");
-            self.test_retry = Some(Instant::now() + Duration::from_secs(1));
-        } else {
-            self.test = Some(test);
-        }
-    }
-
-    fn program_exited(&mut self, pid: Pid, status: WaitStatus) {
-        let (code, signal, msg) = match status {
-            WaitStatus::Exited(_, code) => (Some(code), None, format!("exit status {code}")),
-            WaitStatus::Signaled(_, sig, core) => (
-                None,
-                Some(sig.as_str().to_string()),
-                format!(
-                    "terminated by {}{}",
-                    sig.as_str(),
-                    if core { " (core dumped)" } else { "" }
-                ),
-            ),
-            // Stopped/continued: still alive.
-            _ => return,
-        };
-        let msg = format!("pid {pid}: {msg}");
-        self.pid = None;
-        self.testing = false;
-        if let Some(test) = self.test.take() {
-            let _ = kill(test.pid, Signal::SIGKILL);
-            // Reaped on its own SIGCHLD; keep it from being mistaken.
-            let _ = waitpid(test.pid, None);
-        }
-        self.test_retry = None;
-        self.last_exit = Some(LastExit {
-            code,
-            signal: signal.clone(),
-            at: SystemTime::now(),
-        });
-        if self.killing {
-            self.killing = false;
-            self.delay = None;
-            self.log.info(&msg);
-            return;
-        }
-        if self.shutting_down {
-            self.log.info(&msg);
-            return;
-        }
-        self.govern(code, signal, msg);
-    }
-
-    /// zdaemon's governor, then the exit-codes rule.
-    fn govern(&mut self, code: Option<i32>, _signal: Option<String>, msg: String) {
-        let limit = self.s.backoff_limit;
-        if let Some(last) = self.lasttime {
-            let up = SystemTime::now()
-                .duration_since(last)
-                .unwrap_or_default()
-                .as_secs_f64();
-            if up < limit as f64 {
-                self.backoff += 1;
-                if self.backoff >= limit {
-                    if self.s.forever {
-                        self.backoff = limit;
-                    } else {
-                        self.log.info(&msg);
-                        self.log.critical("restarting too frequently; quit");
-                        self.exit_status = Some(1);
-                        return;
-                    }
-                }
-                self.log
-                    .info(&format!("sleep {} to avoid rapid restarts", self.backoff));
-                self.delay = Some(Instant::now() + Duration::from_secs(self.backoff.max(0) as u64));
-            } else {
-                self.backoff = 0;
-                self.delay = None;
-            }
-        }
-        let exit_code = code.map(i64::from).unwrap_or(-1);
-        if self.s.exit_codes.contains(&exit_code) {
-            self.log.info(&format!("{msg}; exiting now"));
-            self.exit_status = Some(exit_code as i32);
-        } else {
-            self.log.info(&msg);
         }
     }
 
@@ -756,13 +626,19 @@ impl Supervisor {
         for e in self.log.reopen() {
             self.log.error(&e);
         }
-        if let Some(t) = &mut self.transcript {
-            if let Some(e) = t.reopen() {
+        for i in 0..self.nodes.len() {
+            if let Some(t) = &mut self.nodes[i].transcript
+                && let Some(e) = t.reopen()
+            {
                 self.log.error(&e);
             }
-            let handle = t.file_handle();
-            self.log.set_fallback(handle);
         }
+        let handle = self
+            .nodes
+            .first()
+            .and_then(|n| n.transcript.as_ref())
+            .and_then(|t| t.file_handle());
+        self.log.set_fallback(handle);
     }
 
     fn accept(&mut self) {
@@ -782,14 +658,13 @@ impl Supervisor {
             if conn.finished() {
                 continue;
             }
-            if !conn.answered() {
-                // The line may already be there.
-                if let Input::Line(line) = conn.read() {
-                    let reply = self.dispatch(&line);
-                    match reply {
-                        Some(r) => conn.reply(&r),
-                        None => conn.reply_nothing(),
-                    }
+            if !conn.answered()
+                && let Input::Line(line) = conn.read()
+            {
+                // The line is often there already: answer at once.
+                match self.dispatch(&line) {
+                    Some(r) => conn.reply(&r),
+                    None => conn.reply_nothing(),
                 }
             }
             if !conn.finished() {
@@ -835,6 +710,21 @@ impl Supervisor {
             .retain(|c| !(c.finished() || c.answered() && c.deadline <= now));
     }
 
+    /// The nodes a command names: all of them without a name (and always
+    /// the single one of a zdaemon runner config, which ignores names).
+    fn targets(&self, name: Option<&String>) -> Result<Vec<usize>, String> {
+        match name {
+            Some(name) if self.s.is_site() => match self.index(name) {
+                Some(i) => Ok(vec![i]),
+                None => Err(format!(
+                    "Unknown program {}\n",
+                    crate::pyrepr::repr_str(name)
+                )),
+            },
+            _ => Ok((0..self.nodes.len()).collect()),
+        }
+    }
+
     /// Run one request line; `None` means send no reply at all.
     fn dispatch(&mut self, line: &[u8]) -> Option<String> {
         let words = protocol::split_request(line);
@@ -842,82 +732,106 @@ impl Supervisor {
             return Some(protocol::REPLY_EMPTY.into());
         };
         let reply = match cmd.as_str() {
-            "status" => self.status().to_reply(),
-            "start" => self.cmd_start(),
-            "stop" => self.cmd_stop(),
-            "restart" => self.cmd_restart(),
+            "status" => match self.targets(args.first()) {
+                Ok(t) => match t.first() {
+                    Some(&i) => self.nodes[i].status(std::process::id() as i32).to_reply(),
+                    None => self.empty_status().to_reply(),
+                },
+                Err(e) => e,
+            },
+            "start" => self.cmd_start(args.first()),
+            "stop" => self.cmd_stop(args.first()),
+            "restart" => self.cmd_restart(args.first()),
             "kill" => self.cmd_kill(args),
             "reopen_transcript" => {
                 self.reopen_logs();
                 return None;
             }
             "info" => self.info_json(),
+            "reload" => self.reload(),
             _ => protocol::reply_unknown(cmd),
         };
         Some(reply)
     }
 
-    fn status(&self) -> Status {
-        let now_i = Instant::now();
-        let now = Self::now_wall();
+    /// A site with no programs left still answers `status`.
+    fn empty_status(&self) -> Status {
         Status {
-            now,
-            should_be_up: self.should_be_up,
-            delay: self
-                .delay
-                .map(|d| now + d.saturating_duration_since(now_i).as_secs_f64()),
-            backoff: self.backoff,
-            lasttime: self.lasttime.map(wall),
-            application: self.pid.map(|p| p.as_raw()).unwrap_or(0),
-            testing: self.testing,
+            now: wall(SystemTime::now()),
+            should_be_up: false,
+            delay: None,
+            backoff: 0,
+            lasttime: None,
+            application: 0,
+            testing: false,
             manager: std::process::id() as i32,
             backofflimit: self.s.backoff_limit,
-            filename: self.file.to_string_lossy().into_owned(),
-            args: self.s.program.clone(),
+            filename: String::new(),
+            args: Vec::new(),
         }
     }
 
-    fn reset_for_command(&mut self, up: bool) {
-        self.should_be_up = up;
-        self.backoff = 0;
-        self.delay = None;
-        self.killing = false;
-    }
-
-    fn cmd_start(&mut self) -> String {
+    fn cmd_start(&mut self, name: Option<&String>) -> String {
         if self.shutting_down {
             return SHUTTING_DOWN.into();
         }
-        self.reset_for_command(true);
-        if self.pid.is_none() {
+        let targets = match self.targets(name) {
+            Ok(t) => t,
+            Err(e) => return e,
+        };
+        let mut started = false;
+        for i in targets {
+            self.nodes[i].stop_wanted = false;
+            started |= self.nodes[i].cmd_start();
+        }
+        if started {
             "Application started\n".into()
         } else {
             "Application already started\n".into()
         }
     }
 
-    fn cmd_stop(&mut self) -> String {
-        self.reset_for_command(false);
-        match self.pid {
-            Some(pid) => {
-                self.terminate(pid);
-                "Sent SIGTERM\n".into()
+    fn cmd_stop(&mut self, name: Option<&String>) -> String {
+        let targets = match self.targets(name) {
+            Ok(t) => t,
+            Err(e) => return e,
+        };
+        let ordered = targets.len() > 1;
+        let mut sent = false;
+        for i in targets {
+            let n = &mut self.nodes[i];
+            if ordered && n.pid.is_some() {
+                // Signalled by stop_in_order once its dependents are down.
+                n.cmd_stop_later();
+                sent = true;
+            } else {
+                sent |= n.cmd_stop();
             }
-            None => "Application already stopped\n".into(),
+        }
+        if sent {
+            "Sent SIGTERM\n".into()
+        } else {
+            "Application already stopped\n".into()
         }
     }
 
-    fn cmd_restart(&mut self) -> String {
+    fn cmd_restart(&mut self, name: Option<&String>) -> String {
         if self.shutting_down {
             return SHUTTING_DOWN.into();
         }
-        self.reset_for_command(true);
-        match self.pid {
-            Some(pid) => {
-                self.terminate(pid);
-                "Sent SIGTERM; will restart later\n".into()
-            }
-            None => "Application started\n".into(),
+        let targets = match self.targets(name) {
+            Ok(t) => t,
+            Err(e) => return e,
+        };
+        let mut sent = false;
+        for i in targets {
+            self.nodes[i].stop_wanted = false;
+            sent |= self.nodes[i].cmd_restart();
+        }
+        if sent {
+            "Sent SIGTERM; will restart later\n".into()
+        } else {
+            "Application started\n".into()
         }
     }
 
@@ -929,57 +843,128 @@ impl Supervisor {
                 None => return format!("Bad signal {}\n", crate::pyrepr::repr_str(a)),
             },
         };
-        let Some(pid) = self.pid else {
+        let targets = match self.targets(args.get(1)) {
+            Ok(t) => t,
+            Err(e) => return e,
+        };
+        let pids: Vec<Pid> = targets.iter().filter_map(|&i| self.nodes[i].pid).collect();
+        if pids.is_empty() {
             return "Application not running\n".into();
-        };
-        let sent = if sig == 0 {
-            kill(pid, None)
-        } else {
-            Signal::try_from(sig).and_then(|s| kill(pid, s))
-        };
-        match sent {
-            Ok(()) => format!("Signal {sig} sent\n"),
-            Err(e) => format!("Kill {sig} failed: [Errno {}] {}\n", e as i32, e.desc()),
         }
+        for pid in pids {
+            let sent = if sig == 0 {
+                kill(pid, None)
+            } else {
+                Signal::try_from(sig).and_then(|s| kill(pid, s))
+            };
+            if let Err(e) = sent {
+                return format!("Kill {sig} failed: [Errno {}] {}\n", e as i32, e.desc());
+            }
+        }
+        format!("Signal {sig} sent\n")
     }
 
     fn info_json(&self) -> String {
-        let now = Instant::now();
-        let state = if self.pid.is_some() {
-            if self.killing {
-                "stopping"
-            } else if self.testing {
-                "starting"
-            } else {
-                "running"
-            }
-        } else if self.should_be_up && self.delay.is_some() {
-            "backoff"
-        } else {
-            "stopped"
-        };
-        let v = serde_json::json!({
-            "state": state,
-            "pid": self.pid.map(|p| p.as_raw()),
+        let nodes: Vec<serde_json::Value> = self.nodes.iter().map(Node::info).collect();
+        let mut v = serde_json::json!({
             "manager_pid": std::process::id(),
-            "uptime": self.pid.and(self.started).map(|s| now.duration_since(s).as_secs_f64()),
-            "restarts": self.spawns.saturating_sub(1),
-            "last_exit": self.last_exit.as_ref().map(|e| serde_json::json!({
-                "status": e.code,
-                "signal": e.signal,
-                "at": wall(e.at),
-            })),
-            "backoff": self.backoff,
-            "backoff_delay": if self.pid.is_none() {
-                self.delay.map(|d| d.saturating_duration_since(now).as_secs_f64())
-            } else {
-                None
-            },
-            "should_be_up": self.should_be_up,
-            "testing": self.testing,
-            "program": self.s.program,
+            "site": self.s.is_site(),
+            "nodes": nodes,
         });
+        // A zdaemon runner config: the program's fields at the top, too.
+        if !self.s.is_site()
+            && let (Some(serde_json::Value::Object(first)), serde_json::Value::Object(map)) =
+                (nodes.first().cloned(), &mut v)
+        {
+            for (k, val) in first {
+                if k != "name" && k != "after" && k != "ready" {
+                    map.insert(k, val);
+                }
+            }
+        }
         format!("{v}\n")
+    }
+
+    /// Re-read the configuration; start added nodes, stop removed ones,
+    /// restart changed ones. A bad configuration changes nothing.
+    fn reload(&mut self) -> String {
+        let Some(load) = &self.load else {
+            return "Reload failed: zdrun was started without a configuration file\n".into();
+        };
+        let new = match load() {
+            Ok(s) => s,
+            Err(e) => {
+                self.log.error(&format!("reload refused: {e}"));
+                return format!("Reload failed; nothing changed:\n{e}\n");
+            }
+        };
+        let files = match resolve_files(&new) {
+            Ok(f) => f,
+            Err(e) => {
+                self.log.error(&format!("reload refused: {e}"));
+                return format!("Reload failed; nothing changed:\n{e}\n");
+            }
+        };
+        let (mut added, mut removed, mut changed) = (Vec::new(), Vec::new(), Vec::new());
+        for n in &mut self.nodes {
+            if !new.nodes.iter().any(|m| m.name == n.s.name) {
+                removed.push(n.s.name.clone());
+                n.removed = true;
+                n.cmd_stop();
+            }
+        }
+        let mut order = Vec::with_capacity(new.nodes.len());
+        for (ns, file) in new.nodes.iter().zip(files) {
+            match self.index(&ns.name) {
+                Some(i) if self.nodes[i].s == *ns && self.nodes[i].file == file => order.push(i),
+                Some(i) => {
+                    changed.push(ns.name.clone());
+                    let n = &mut self.nodes[i];
+                    if n.s.transcript != ns.transcript && self.s.daemon {
+                        // Output of the old run keeps its pipe until it
+                        // exits; the new run writes to the new file.
+                        n.next_transcript = new_transcript(&ns.transcript, &mut self.log);
+                    }
+                    n.pending = Some((ns.clone(), file));
+                    n.stop_wanted = false;
+                    n.cmd_restart();
+                    order.push(i);
+                }
+                None => {
+                    added.push(ns.name.clone());
+                    let transcript = self
+                        .s
+                        .daemon
+                        .then(|| new_transcript(&ns.transcript, &mut self.log))
+                        .flatten();
+                    self.nodes.push(Node::new(ns.clone(), file, transcript));
+                    order.push(self.nodes.len() - 1);
+                }
+            }
+        }
+        // New configuration order first, removed nodes (stopping) after.
+        let mut nodes: Vec<Option<Node>> = std::mem::take(&mut self.nodes)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut sorted: Vec<Node> = order.iter().filter_map(|&i| nodes[i].take()).collect();
+        sorted.extend(nodes.into_iter().flatten());
+        self.nodes = sorted;
+        let socket = self.s.socket.clone();
+        self.s = Settings { socket, ..new };
+        let list = |v: &Vec<String>| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(" ")
+            }
+        };
+        format!(
+            "Reloaded: added {}; removed {}; changed {}\n",
+            list(&added),
+            list(&removed),
+            list(&changed)
+        )
     }
 }
 

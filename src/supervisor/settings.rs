@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::show::effective_eventlog;
-use crate::config::{Config, EventLog};
+use crate::config::{Config, EventLog, SocketAddress};
 use crate::pyrepr::repr_str;
 
 #[derive(Clone, Debug)]
@@ -31,6 +31,29 @@ pub struct Settings {
     pub prompt: Option<String>,
     pub environment: Vec<(String, String)>,
     pub eventlog: Option<EventLog>,
+    /// The programs to supervise: one for a zdaemon runner config.
+    pub nodes: Vec<NodeSettings>,
+}
+
+/// How to run one program: a runner's keys, resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeSettings {
+    /// Empty for the single program of a zdaemon runner config.
+    pub name: String,
+    pub program: Vec<String>,
+    pub directory: Option<PathBuf>,
+    pub environment: Vec<(String, String)>,
+    pub backoff_limit: i64,
+    pub forever: bool,
+    pub exit_codes: Vec<i64>,
+    pub start_test_program: Option<Vec<String>>,
+    pub stop_timeout: i64,
+    pub umask: u32,
+    pub transcript: PathBuf,
+    /// Nodes that must be ready before this one starts.
+    pub after: Vec<String>,
+    /// The node is ready once this address accepts connections.
+    pub ready_address: Option<SocketAddress>,
 }
 
 /// Where a relative path in the configuration is taken from.
@@ -91,7 +114,31 @@ impl Settings {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             eventlog: effective_eventlog(config).cloned(),
+            nodes: vec![NodeSettings {
+                name: String::new(),
+                program: r.program.clone(),
+                directory: r.directory.as_deref().map(|d| absolute(d, bases.cwd)),
+                environment: config
+                    .environment
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                backoff_limit: r.backoff_limit,
+                forever: r.forever,
+                exit_codes: r.exit_codes.clone(),
+                start_test_program: r.start_test_program.clone().filter(|p| !p.is_empty()),
+                stop_timeout: r.stop_timeout,
+                umask: r.umask,
+                transcript: absolute(r.transcript.as_deref().unwrap_or("/dev/null"), bases.cwd),
+                after: Vec::new(),
+                ready_address: None,
+            }],
         })
+    }
+
+    /// True for a site of named programs, false for a zdaemon runner.
+    pub fn is_site(&self) -> bool {
+        self.nodes.len() != 1 || !self.nodes[0].name.is_empty()
     }
 }
 

@@ -1,0 +1,491 @@
+//! One supervised program ("node"): its settings, zdaemon's per-program
+//! state, spawning, the governor, the start test and readiness.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::WaitStatus;
+use nix::unistd::Pid;
+
+use super::settings::{self, NodeSettings};
+use super::spawn;
+use super::transcript::Transcript;
+use crate::eventlog::Logger;
+use crate::protocol::Status;
+
+/// How often a node's readiness address is tried.
+pub const READY_PROBE: Duration = Duration::from_millis(50);
+
+/// How the last run of the program ended.
+#[derive(Clone, Debug)]
+pub struct LastExit {
+    pub code: Option<i32>,
+    pub signal: Option<String>,
+    pub at: SystemTime,
+}
+
+struct StartTest {
+    pid: Pid,
+    /// The program pid the test is for.
+    for_pid: Pid,
+}
+
+/// What the supervisor must do after a node's program ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Restart when the delay (if any) has passed.
+    Carry,
+    /// Supervision of this node ends: zdaemon's give-up (1) or a listed
+    /// exit code. A single-program zdrun exits with this status.
+    End(i32),
+}
+
+pub struct Node {
+    pub s: NodeSettings,
+    pub file: PathBuf,
+    pub transcript: Option<Transcript>,
+    // zdaemon's state, same names and meanings.
+    pub should_be_up: bool,
+    pub pid: Option<Pid>,
+    pub lasttime: Option<SystemTime>,
+    pub backoff: i64,
+    pub delay: Option<Instant>,
+    pub killing: bool,
+    pub testing: bool,
+    // Ours.
+    test: Option<StartTest>,
+    pub test_retry: Option<Instant>,
+    pub ready: bool,
+    pub ready_probe: Option<Instant>,
+    pub started: Option<Instant>,
+    pub spawns: u64,
+    pub last_exit: Option<LastExit>,
+    /// Why supervision ended, for status: "exited" or "fatal".
+    pub ended: Option<&'static str>,
+    /// Settings to use from the next spawn on (after a reload).
+    pub pending: Option<(NodeSettings, PathBuf)>,
+    /// Removed by a reload: drop once stopped.
+    pub removed: bool,
+    /// Stop requested for everything: signal once dependents are down.
+    pub stop_wanted: bool,
+    /// The transcript for the next run, after a reload changed its path.
+    pub next_transcript: Option<Transcript>,
+}
+
+impl Node {
+    pub fn new(s: NodeSettings, file: PathBuf, transcript: Option<Transcript>) -> Node {
+        Node {
+            s,
+            file,
+            transcript,
+            should_be_up: true,
+            pid: None,
+            lasttime: None,
+            backoff: 0,
+            delay: None,
+            killing: false,
+            testing: false,
+            test: None,
+            test_retry: None,
+            ready: false,
+            ready_probe: None,
+            started: None,
+            spawns: 0,
+            last_exit: None,
+            ended: None,
+            pending: None,
+            removed: false,
+            stop_wanted: false,
+            next_transcript: None,
+        }
+    }
+
+    /// Due to be spawned now (dependencies are the caller's business).
+    pub fn due(&self) -> bool {
+        self.should_be_up && self.pid.is_none() && self.delay.is_none()
+    }
+
+    pub fn spawn(&mut self, log: &mut Logger) -> Verdict {
+        if let Some((s, file)) = self.pending.take() {
+            self.s = s;
+            self.file = file;
+            if let Some(t) = self.next_transcript.take() {
+                self.transcript = Some(t);
+            }
+        }
+        self.lasttime = Some(SystemTime::now());
+        self.spawns += 1;
+        self.ready = false;
+        let spec = spawn::Spec {
+            file: &self.file,
+            argv: &self.s.program,
+            env: &self.s.environment,
+            directory: self.s.directory.as_deref(),
+            umask: self.s.umask,
+            output: self.transcript.as_ref().map(|t| t.writer()),
+        };
+        match spawn::spawn(&spec) {
+            Ok(pid) => {
+                self.pid = Some(pid);
+                self.started = Some(Instant::now());
+                log.info(&self.tag(&format!("spawned process pid={pid}")));
+                self.testing = self.s.start_test_program.is_some();
+                self.test_retry = self.testing.then(Instant::now);
+                self.ready_probe = self.s.ready_address.is_some().then(Instant::now);
+                self.update_ready();
+                Verdict::Carry
+            }
+            Err(e) => {
+                // As if the program had run and exited 127, like an exec
+                // failure in a forked child: the governor decides.
+                let msg = format!("can't exec '{}': {e}", self.file.display());
+                log.error(&self.tag(&msg));
+                if let Some(mut f) = self.transcript.as_ref().and_then(|t| t.file_handle()) {
+                    use std::io::Write;
+                    let _ = writeln!(f, "{msg}");
+                }
+                self.pid = None;
+                self.govern(Some(127), "spawn failed".into(), log)
+            }
+        }
+    }
+
+    /// Prefix a log message with the node name when there are several.
+    pub fn tag(&self, msg: &str) -> String {
+        if self.s.name.is_empty() {
+            msg.to_string()
+        } else {
+            format!("{}: {msg}", self.s.name)
+        }
+    }
+
+    fn update_ready(&mut self) {
+        self.ready = self.pid.is_some() && !self.testing && self.ready_probe.is_none();
+    }
+
+    /// Try the readiness address; called when `ready_probe` is due.
+    pub fn probe_ready(&mut self, log: &mut Logger) {
+        use crate::config::SocketAddress;
+        let Some(addr) = &self.s.ready_address else {
+            return;
+        };
+        let ok = match addr {
+            SocketAddress::Unix(path) => std::os::unix::net::UnixStream::connect(path).is_ok(),
+            SocketAddress::Inet { host, port } => {
+                use std::net::ToSocketAddrs;
+                let host = if host.is_empty() { "127.0.0.1" } else { host };
+                (host, port.unwrap_or(0))
+                    .to_socket_addrs()
+                    .ok()
+                    .into_iter()
+                    .flatten()
+                    .any(|a| {
+                        std::net::TcpStream::connect_timeout(&a, Duration::from_millis(20)).is_ok()
+                    })
+            }
+        };
+        if ok {
+            self.ready_probe = None;
+            log.info(&self.tag(&format!("ready: {addr} accepts connections")));
+            self.update_ready();
+        } else {
+            self.ready_probe = Some(Instant::now() + READY_PROBE);
+        }
+    }
+
+    /// Start the start-test program if one is due.
+    pub fn run_start_test(&mut self, log: &mut Logger) {
+        let (Some(pid), Some(words)) = (self.pid, self.s.start_test_program.clone()) else {
+            return;
+        };
+        if self.test.is_some() || !self.testing {
+            return;
+        }
+        self.test_retry = None;
+        let file = match settings::find_program(&words[0]) {
+            Ok(f) => f,
+            Err(e) => {
+                log.debug(&self.tag(&format!("start test failed: {e}")));
+                self.test_retry = Some(Instant::now() + Duration::from_secs(1));
+                return;
+            }
+        };
+        let spec = spawn::Spec {
+            file: &file,
+            argv: &words,
+            env: &self.s.environment,
+            directory: self.s.directory.as_deref(),
+            umask: self.s.umask,
+            output: self.transcript.as_ref().map(|t| t.writer()),
+        };
+        match spawn::spawn(&spec) {
+            Ok(test_pid) => {
+                self.test = Some(StartTest {
+                    pid: test_pid,
+                    for_pid: pid,
+                })
+            }
+            Err(e) => {
+                log.debug(&self.tag(&format!("start test failed: {e}")));
+                self.test_retry = Some(Instant::now() + Duration::from_secs(1));
+            }
+        }
+    }
+
+    pub fn owns_test(&self, pid: Pid) -> bool {
+        self.test.as_ref().is_some_and(|t| t.pid == pid)
+    }
+
+    pub fn test_exited(&mut self, status: WaitStatus, log: &mut Logger) {
+        let Some(test) = self.test.take() else { return };
+        if Some(test.for_pid) != self.pid || !self.testing {
+            return;
+        }
+        match status {
+            WaitStatus::Exited(_, 0) => {
+                self.testing = false;
+                log.debug(&self.tag("start test succeeded"));
+                self.update_ready();
+            }
+            WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
+                log.debug(&self.tag("start test failed"));
+                self.test_retry = Some(Instant::now() + Duration::from_secs(1));
+            }
+            _ => self.test = Some(test),
+        }
+    }
+
+    /// Signal the program's process group; if the program left its group
+    /// (setsid, setpgid), at least the program itself.
+    pub fn signal_group(&self, sig: Signal) {
+        if let Some(pid) = self.pid
+            && killpg(pid, sig).is_err()
+        {
+            let _ = kill(pid, sig);
+        }
+    }
+
+    /// SIGTERM to the program's group, SIGKILL after stop-timeout.
+    pub fn terminate(&mut self) {
+        if self.pid.is_none() {
+            return;
+        }
+        self.signal_group(Signal::SIGTERM);
+        self.killing = true;
+        self.delay = (self.s.stop_timeout != 0)
+            .then(|| Instant::now() + Duration::from_secs(self.s.stop_timeout.max(0) as u64));
+    }
+
+    /// The delay has passed: escalate a pending stop to SIGKILL.
+    pub fn delay_passed(&mut self, now: Instant, log: &mut Logger) {
+        self.delay = None;
+        if self.killing
+            && let Some(pid) = self.pid
+        {
+            log.warning(&self.tag(&format!(
+                "pid {pid} did not stop within {} seconds; sending SIGKILL",
+                self.s.stop_timeout
+            )));
+            self.signal_group(Signal::SIGKILL);
+            self.delay = Some(now + Duration::from_secs(self.s.backoff_limit.max(1) as u64));
+        }
+    }
+
+    /// The program ended. `shutting_down`: the manager is on its way out,
+    /// so no restart accounting.
+    pub fn exited(&mut self, status: WaitStatus, shutting_down: bool, log: &mut Logger) -> Verdict {
+        let pid = self.pid.unwrap_or(Pid::from_raw(0));
+        let (code, signal, msg) = match status {
+            WaitStatus::Exited(_, code) => (Some(code), None, format!("exit status {code}")),
+            WaitStatus::Signaled(_, sig, core) => (
+                None,
+                Some(sig.as_str().to_string()),
+                format!(
+                    "terminated by {}{}",
+                    sig.as_str(),
+                    if core { " (core dumped)" } else { "" }
+                ),
+            ),
+            // Stopped/continued: still alive.
+            _ => return Verdict::Carry,
+        };
+        let msg = self.tag(&format!("pid {pid}: {msg}"));
+        self.pid = None;
+        self.testing = false;
+        self.ready = false;
+        self.ready_probe = None;
+        if let Some(test) = self.test.take() {
+            let _ = kill(test.pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(test.pid, None);
+        }
+        self.test_retry = None;
+        self.last_exit = Some(LastExit {
+            code,
+            signal,
+            at: SystemTime::now(),
+        });
+        if self.killing {
+            self.killing = false;
+            self.delay = None;
+            log.info(&msg);
+            return Verdict::Carry;
+        }
+        if shutting_down {
+            log.info(&msg);
+            return Verdict::Carry;
+        }
+        self.govern(code, msg, log)
+    }
+
+    /// zdaemon's governor, then the exit-codes rule.
+    fn govern(&mut self, code: Option<i32>, msg: String, log: &mut Logger) -> Verdict {
+        let limit = self.s.backoff_limit;
+        if let Some(last) = self.lasttime {
+            let up = SystemTime::now()
+                .duration_since(last)
+                .unwrap_or_default()
+                .as_secs_f64();
+            if up < limit as f64 {
+                self.backoff += 1;
+                if self.backoff >= limit {
+                    if self.s.forever {
+                        self.backoff = limit;
+                    } else {
+                        log.info(&msg);
+                        log.critical(&self.tag("restarting too frequently; quit"));
+                        self.end("fatal");
+                        return Verdict::End(1);
+                    }
+                }
+                log.info(&self.tag(&format!(
+                    "sleep {} to avoid rapid restarts",
+                    self.backoff
+                )));
+                self.delay =
+                    Some(Instant::now() + Duration::from_secs(self.backoff.max(0) as u64));
+            } else {
+                self.backoff = 0;
+                self.delay = None;
+            }
+        }
+        let exit_code = code.map(i64::from).unwrap_or(-1);
+        if self.s.exit_codes.contains(&exit_code) {
+            log.info(&format!("{msg}; exiting now"));
+            self.end("exited");
+            return Verdict::End(exit_code as i32);
+        }
+        log.info(&msg);
+        Verdict::Carry
+    }
+
+    fn end(&mut self, why: &'static str) {
+        self.ended = Some(why);
+        self.should_be_up = false;
+        self.delay = None;
+    }
+
+    /// zdaemon's `start` command on this node.
+    pub fn cmd_start(&mut self) -> bool {
+        self.reset(true);
+        self.pid.is_none()
+    }
+
+    /// zdaemon's `stop`; true if a signal was sent.
+    pub fn cmd_stop(&mut self) -> bool {
+        self.reset(false);
+        let running = self.pid.is_some();
+        self.terminate();
+        running
+    }
+
+    /// `stop` of everything: the supervisor signals this node once the
+    /// nodes that depend on it are down.
+    pub fn cmd_stop_later(&mut self) {
+        self.reset(false);
+        self.stop_wanted = true;
+    }
+
+    /// zdaemon's `restart`; true if a signal was sent.
+    pub fn cmd_restart(&mut self) -> bool {
+        self.reset(true);
+        let running = self.pid.is_some();
+        self.terminate();
+        running
+    }
+
+    fn reset(&mut self, up: bool) {
+        self.should_be_up = up;
+        self.backoff = 0;
+        self.delay = None;
+        self.killing = false;
+        self.ended = None;
+    }
+
+    pub fn status(&self, manager: i32) -> Status {
+        let now_i = Instant::now();
+        let now = super::wall(SystemTime::now());
+        Status {
+            now,
+            should_be_up: self.should_be_up,
+            delay: self
+                .delay
+                .map(|d| now + d.saturating_duration_since(now_i).as_secs_f64()),
+            backoff: self.backoff,
+            lasttime: self.lasttime.map(super::wall),
+            application: self.pid.map(|p| p.as_raw()).unwrap_or(0),
+            testing: self.testing,
+            manager,
+            backofflimit: self.s.backoff_limit,
+            filename: self.file.to_string_lossy().into_owned(),
+            args: self.s.program.clone(),
+        }
+    }
+
+    pub fn state(&self) -> &'static str {
+        if self.pid.is_some() {
+            if self.killing {
+                "stopping"
+            } else if !self.ready {
+                "starting"
+            } else {
+                "running"
+            }
+        } else if let Some(why) = self.ended {
+            why
+        } else if self.should_be_up && self.delay.is_some() {
+            "backoff"
+        } else if self.should_be_up {
+            "waiting"
+        } else {
+            "stopped"
+        }
+    }
+
+    pub fn info(&self) -> serde_json::Value {
+        let now = Instant::now();
+        serde_json::json!({
+            "name": self.s.name,
+            "state": self.state(),
+            "pid": self.pid.map(|p| p.as_raw()),
+            "uptime": self.pid.and(self.started).map(|s| now.duration_since(s).as_secs_f64()),
+            "restarts": self.spawns.saturating_sub(1),
+            "last_exit": self.last_exit.as_ref().map(|e| serde_json::json!({
+                "status": e.code,
+                "signal": e.signal,
+                "at": super::wall(e.at),
+            })),
+            "backoff": self.backoff,
+            "backoff_delay": if self.pid.is_none() {
+                self.delay.map(|d| d.saturating_duration_since(now).as_secs_f64())
+            } else {
+                None
+            },
+            "should_be_up": self.should_be_up,
+            "testing": self.testing,
+            "ready": self.ready,
+            "program": self.s.program,
+            "after": self.s.after,
+        })
+    }
+}
