@@ -73,15 +73,14 @@ impl<'s, 'a> Reader<'s, 'a> {
     ) -> Self {
         assert!(keys.len() <= MAX_KEYS, "too many keys for a Reader");
         let mut first = [None; MAX_KEYS];
+        let mut hint = 0;
         for v in &section.values {
             let key: &str = &v.key;
             // A declared key is a valid basic-key, and so is anything equal
             // to one but for ASCII case: only the others need the check.
-            match keys
-                .iter()
-                .position(|(name, _)| name.eq_ignore_ascii_case(key))
-            {
+            match find_key(keys, key, hint) {
                 Some(i) => {
+                    hint = i + 1;
                     if first[i].is_none() {
                         first[i] = Some(v);
                     } else if keys[i].1 == Occurs::Once {
@@ -215,11 +214,28 @@ impl<'s, 'a> Reader<'s, 'a> {
     fn index(&self, key: &str) -> Option<usize> {
         let hint = self.next.get();
         let i = match self.keys.get(hint) {
-            Some((k, _)) if *k == key => hint,
+            // The same literal is usually the same pointer.
+            Some((k, _)) if std::ptr::eq(*k, key) || *k == key => hint,
             _ => self.keys.iter().position(|(k, _)| *k == key)?,
         };
         self.next.set(i + 1);
         Some(i)
+    }
+}
+
+/// Which declared key `key` is, ignoring ASCII case; `hint` is where to
+/// look first (files tend to follow the schema's order).
+fn find_key(keys: &[(&'static str, Occurs)], key: &str, hint: usize) -> Option<usize> {
+    let matches = |name: &str| {
+        // Declared keys start lower-case: compare length and first byte
+        // before the whole key.
+        name.len() == key.len()
+            && key.as_bytes().first().map(|b| b.to_ascii_lowercase()) == name.bytes().next()
+            && (name == key || name.eq_ignore_ascii_case(key))
+    };
+    match keys.get(hint) {
+        Some((name, _)) if matches(name) => Some(hint),
+        _ => keys.iter().position(|(name, _)| matches(name)),
     }
 }
 

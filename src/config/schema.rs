@@ -125,6 +125,7 @@ fn match_sections<'s, 'a>(
 ) -> Vec<Vec<&'s RawSection<'a>>> {
     let mut filled: Vec<Vec<&RawSection>> = slots.iter().map(|_| Vec::new()).collect();
     let mut names: FastSet<&str> = FastSet::default();
+    names.reserve(container.sections.len());
     let mut rest = untyped;
     for s in &container.sections {
         if let Some(name) = &s.name

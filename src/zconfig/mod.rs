@@ -14,6 +14,7 @@
 
 mod error;
 pub mod hash;
+mod lex;
 mod parser;
 pub mod substitute;
 

@@ -6,7 +6,8 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::substitute::{Defines, Environment, ProcessEnv, is_name, substitute};
+use super::lex::{lower, lower_cow, lowers_to, name_len, scan_line, strip_ascii, trim_start_space};
+use super::substitute::{Defines, Environment, ProcessEnv, is_name, substitute, substitute_into};
 use super::{Document, Location, Pos, RawSection, RawValue, SyntaxError, SyntaxErrorKind};
 use crate::pyrepr::{is_space, strip};
 
@@ -72,6 +73,7 @@ pub(crate) fn parse_str_with_env<'a>(
         includes: Vec::new(),
         base_stack: Vec::new(),
         too_deep: 0,
+        scratch: String::new(),
     };
     // The main file heads the include stack so that including it again is
     // seen as a cycle.
@@ -158,63 +160,8 @@ struct Parser<'a, 'e> {
     base_stack: Vec<usize>,
     /// Sections opened beyond MAX_SECTION_DEPTH (reported, not kept).
     too_deep: usize,
-}
-
-/// Python's `str.lower()`, with a fast path for the usual ASCII text.
-fn lower(s: &str) -> String {
-    if s.is_ascii() {
-        s.to_ascii_lowercase()
-    } else {
-        s.to_lowercase()
-    }
-}
-
-/// [`lower`], keeping `s` itself when it is lower-case ASCII already.
-fn lower_cow<'t, 'a>(s: &'t str, keep: Keep<'t, 'a>) -> Cow<'a, str> {
-    if s.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
-        keep(s)
-    } else {
-        Cow::Owned(lower(s))
-    }
-}
-
-/// True if `lower(s) == lowered`.
-fn lowers_to(s: &str, lowered: &str) -> bool {
-    if s.is_ascii() {
-        s.eq_ignore_ascii_case(lowered) && !lowered.bytes().any(|b| b.is_ascii_uppercase())
-    } else {
-        lower(s) == lowered
-    }
-}
-
-/// Python's `str.lstrip()`, bytewise over the ASCII spaces real lines have.
-fn trim_start_space(s: &str) -> &str {
-    let n = s
-        .bytes()
-        .take_while(|b| matches!(b, b'\t'..=b'\r' | 0x1c..=0x1f | b' '))
-        .count();
-    let s = &s[n..];
-    if s.as_bytes().first().is_some_and(|b| !b.is_ascii()) {
-        s.trim_start_matches(is_space)
-    } else {
-        s
-    }
-}
-
-/// Byte length of the ZConfig name (`[^\s()]+`) at the start of `s`.
-fn name_len(s: &str) -> usize {
-    for (i, &b) in s.as_bytes().iter().enumerate() {
-        if b.is_ascii() {
-            if matches!(b, b'\t'..=b'\r' | 0x1c..=0x1f | b' ' | b'(' | b')') {
-                return i;
-            }
-        } else {
-            // Rare: finish with full Unicode whitespace rules.
-            let stop = |c: char| is_space(c) || c == '(' || c == ')';
-            return i + s[i..].find(stop).unwrap_or(s.len() - i);
-        }
-    }
-    s.len()
+    /// Where values are substituted before being copied out at their size.
+    scratch: String,
 }
 
 impl<'a> Parser<'a, '_> {
@@ -223,9 +170,15 @@ impl<'a> Parser<'a, '_> {
     fn parse_text<'t>(&mut self, text: &'t str, file: u32, keep: Keep<'t, 'a>) -> Pos {
         let base = self.frames.len();
         let mut lineno: u32 = 0;
-        for raw in text.split_terminator('\n') {
+        let mut i = 0;
+        while i < text.len() {
+            let (end, plain) = scan_line(text.as_bytes(), i);
             lineno = lineno.saturating_add(1);
-            self.line(strip(raw), Pos { file, line: lineno }, keep);
+            let pos = Pos { file, line: lineno };
+            let raw = &text[i..end];
+            let line = if plain { strip_ascii(raw) } else { strip(raw) };
+            self.line(line, pos, plain, keep);
+            i = end + 1;
         }
         let last = Pos {
             file,
@@ -274,7 +227,8 @@ impl<'a> Parser<'a, '_> {
         });
     }
 
-    fn line<'t>(&mut self, line: &'t str, pos: Pos, keep: Keep<'t, 'a>) {
+    /// One stripped line; `plain` if it is ASCII without `$`.
+    fn line<'t>(&mut self, line: &'t str, pos: Pos, plain: bool, keep: Keep<'t, 'a>) {
         match line.as_bytes().first() {
             None | Some(b'#') => {}
             Some(b'<') => {
@@ -291,7 +245,7 @@ impl<'a> Parser<'a, '_> {
                 }
             }
             Some(b'%') => self.directive(&line[1..], pos),
-            Some(_) => self.key_value(line, pos, keep),
+            Some(_) => self.key_value(line, pos, plain, keep),
         }
     }
 
@@ -375,17 +329,22 @@ impl<'a> Parser<'a, '_> {
         self.done.push(section);
     }
 
-    fn key_value<'t>(&mut self, line: &'t str, pos: Pos, keep: Keep<'t, 'a>) {
+    fn key_value<'t>(&mut self, line: &'t str, pos: Pos, plain: bool, keep: Keep<'t, 'a>) {
         let n = name_len(line);
         if n == 0 {
             self.error(pos, SyntaxErrorKind::MalformedData);
             return;
         }
         let (key, rest) = line.split_at(n);
-        let value = match substitute(trim_start_space(rest), &self.defines, self.env) {
-            Ok(Cow::Borrowed(v)) => keep(v),
-            Ok(Cow::Owned(v)) => Cow::Owned(v),
-            Err(kind) => return self.error(pos, kind),
+        let raw = trim_start_space(rest);
+        let value = if plain || !raw.contains('$') {
+            keep(raw)
+        } else {
+            self.scratch.clear();
+            match substitute_into(raw, &self.defines, self.env, &mut self.scratch) {
+                Ok(()) => Cow::Owned(self.scratch.as_str().to_owned()),
+                Err(kind) => return self.error(pos, kind),
+            }
         };
         self.values.push(RawValue {
             key: keep(key),

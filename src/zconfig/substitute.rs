@@ -56,6 +56,20 @@ pub fn substitute<'t>(
         return Ok(Cow::Borrowed(text));
     }
     let mut out = String::with_capacity(text.len());
+    substitute_into(text, defines, env, &mut out)?;
+    Ok(Cow::Owned(out))
+}
+
+/// Append `text` to `out` with every `$` form replaced (a reusable buffer
+/// spares growing a new `String` per value). On error `out` holds part of
+/// the result.
+pub fn substitute_into(
+    text: &str,
+    defines: &Defines,
+    env: &dyn Environment,
+    out: &mut String,
+) -> Result<(), SyntaxErrorKind> {
+    let base = out.len();
     let mut rest = text;
     while let Some(i) = rest.find('$') {
         out.push_str(&rest[..i]);
@@ -96,14 +110,14 @@ pub fn substitute<'t>(
                 (Cow::Borrowed(lookup(&after[..n], defines)?), n)
             }
         };
-        if out.len() + value.len() > MAX_VALUE_LEN {
+        if out.len() - base + value.len() > MAX_VALUE_LEN {
             return Err(SyntaxErrorKind::ValueTooLong(MAX_VALUE_LEN));
         }
         out.push_str(&value);
         rest = &after[consumed..];
     }
     out.push_str(rest);
-    Ok(Cow::Owned(out))
+    Ok(())
 }
 
 fn lookup<'d>(name: &str, defines: &'d Defines) -> Result<&'d str, SyntaxErrorKind> {
