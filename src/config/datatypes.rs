@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::pyrepr::{is_space, repr_str, strip};
+use crate::zconfig::hash::FastMap;
 
 pub type Conv<T> = Result<T, String>;
 
@@ -56,13 +57,41 @@ pub fn integer(s: &str) -> Conv<i64> {
     py_int_base(s, 10)
 }
 
+/// Longest text [`with_lower`] lower-cases on the stack.
+const SHORT: usize = 32;
+
+/// Call `f` with `s.to_lowercase()`, lower-casing short ASCII text (the
+/// usual keyword or number) in a stack buffer instead of a new `String`.
+fn with_lower<R>(s: &str, f: impl FnOnce(&str) -> R) -> R {
+    if s.len() <= SHORT && s.is_ascii() {
+        let mut buf = [0u8; SHORT];
+        let buf = &mut buf[..s.len()];
+        buf.copy_from_slice(s.as_bytes());
+        buf.make_ascii_lowercase();
+        f(std::str::from_utf8(buf).expect("ASCII stays ASCII"))
+    } else {
+        f(&s.to_lowercase())
+    }
+}
+
 /// `boolean`: ZConfig's six words, any case.
 pub fn boolean(s: &str) -> Conv<bool> {
-    match s.to_lowercase().as_str() {
-        "yes" | "true" | "on" => Ok(true),
-        "no" | "false" | "off" => Ok(false),
-        _ => Err(format!("not a valid boolean value: {}", repr_str(s))),
-    }
+    const WORDS: [(&str, bool); 6] = [
+        ("yes", true),
+        ("true", true),
+        ("on", true),
+        ("no", false),
+        ("false", false),
+        ("off", false),
+    ];
+    // Comparing ignoring ASCII case is comparing lower-cased text: the one
+    // non-ASCII character that lower-cases to ASCII is U+212A KELVIN SIGN
+    // ('k'), in none of the words.
+    WORDS
+        .iter()
+        .find(|(w, _)| s.eq_ignore_ascii_case(w))
+        .map(|(_, v)| *v)
+        .ok_or_else(|| format!("not a valid boolean value: {}", repr_str(s)))
 }
 
 /// `float`: Python's `float()`.
@@ -107,15 +136,16 @@ pub fn string_list(s: &str) -> Vec<String> {
 /// Shared by `byte-size` and `time-interval`: a number with an optional
 /// fixed-width unit suffix, matched case-insensitively.
 fn suffixed(s: &str, units: &[(&str, i64)]) -> Conv<i64> {
-    let v = s.to_lowercase();
-    for (unit, mult) in units {
-        if let Some(num) = v.strip_suffix(unit) {
-            return integer(num)?
-                .checked_mul(*mult)
-                .ok_or_else(|| format!("integer out of range: {}", repr_str(s)));
+    with_lower(s, |v| {
+        for (unit, mult) in units {
+            if let Some(num) = v.strip_suffix(unit) {
+                return integer(num)?
+                    .checked_mul(*mult)
+                    .ok_or_else(|| format!("integer out of range: {}", repr_str(s)));
+            }
         }
-    }
-    integer(&v)
+        integer(v)
+    })
 }
 
 /// `byte-size`: `KB`, `MB`, `GB` (powers of 1024), or plain bytes.
@@ -153,8 +183,12 @@ pub fn port_number(s: &str) -> Conv<u16> {
 
 /// Logger `logging_level`: a name or an integer 0..=50.
 pub fn logging_level(s: &str) -> Conv<i64> {
-    let l = s.to_lowercase();
-    let named = match l.as_str() {
+    with_lower(s, logging_level_lower)
+}
+
+/// [`logging_level`] of lower-cased text.
+fn logging_level_lower(l: &str) -> Conv<i64> {
+    let named = match l {
         "critical" | "fatal" => 50,
         "error" => 40,
         "warn" | "warning" => 30,
@@ -165,7 +199,7 @@ pub fn logging_level(s: &str) -> Conv<i64> {
         "all" => 1,
         "notset" => 0,
         _ => {
-            let v = integer(&l)?;
+            let v = integer(l)?;
             if !(0..=50).contains(&v) {
                 return Err(format!("log level not in range: {v}"));
             }
@@ -389,7 +423,7 @@ pub fn dirname(p: &str) -> &str {
 thread_local! {
     /// Directory checks made during one load: a site config names the same
     /// few directories hundreds of times.
-    static DIR_CACHE: std::cell::RefCell<Option<std::collections::HashMap<String, bool>>> =
+    static DIR_CACHE: std::cell::RefCell<Option<FastMap<String, bool>>> =
         const { std::cell::RefCell::new(None) };
 }
 

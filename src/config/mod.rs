@@ -44,8 +44,8 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
             tomlfmt::load_str(&text, path)
         }
         Format::ZConfig => {
-            let doc = zconfig::parse_file(path).map_err(syntax_errors)?;
-            from_document(&doc)
+            let text = zconfig::read_text(path).map_err(|kind| io_error(path, kind))?;
+            load_zconfig_str(&text, path)
         }
     }
 }
@@ -63,15 +63,16 @@ pub fn load_toml_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
 
 /// Convert a parsed ZConfig document into the typed model.
 pub fn from_document(doc: &zconfig::Document) -> Result<Config, ConfigErrors> {
-    let (config, mut errors) = schema::convert(doc);
-    if errors.0.is_empty() {
+    let (config, errors) = schema::convert(doc);
+    let mut errors = errors.list;
+    if errors.is_empty() {
         Ok(config)
     } else {
         // Conversion visits sections before keys; report in file order.
-        errors.0.sort_by(|a, b| {
+        errors.sort_by(|a, b| {
             (&a.location.file, a.location.line).cmp(&(&b.location.file, b.location.line))
         });
-        Err(ConfigErrors(errors.0))
+        Err(ConfigErrors(errors))
     }
 }
 

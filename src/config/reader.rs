@@ -3,19 +3,38 @@
 //! conversion. Errors are collected, never returned early, so one load
 //! reports every problem it can see.
 
+use std::cell::Cell;
+use std::path::Path;
+use std::sync::Arc;
+
 use super::datatypes::{self, Conv};
 use super::error::{ConfigError, ErrorKind};
-use crate::zconfig::{Location, RawSection, RawValue};
+use crate::zconfig::{self, Location, Pos, RawSection, RawValue};
 
 /// Collects errors while a tree is converted.
-#[derive(Default)]
-pub(crate) struct Errors(pub Vec<ConfigError>);
+pub(crate) struct Errors {
+    pub list: Vec<ConfigError>,
+    /// The document's files, which [`Pos::file`] indexes.
+    files: Vec<Arc<Path>>,
+}
 
 impl Errors {
-    pub fn push(&mut self, location: &Location, kind: ErrorKind, section: &RawSection) {
+    pub fn new(files: &[Arc<Path>]) -> Self {
+        Errors {
+            list: Vec::new(),
+            files: files.to_vec(),
+        }
+    }
+
+    pub fn push(&mut self, pos: Pos, kind: ErrorKind, section: &RawSection) {
+        let location = zconfig::location(&self.files, pos);
+        self.push_at(location, kind, section);
+    }
+
+    pub fn push_at(&mut self, location: Location, kind: ErrorKind, section: &RawSection) {
         let section = (!section.type_name.is_empty()).then(|| section.describe());
-        self.0.push(ConfigError {
-            location: location.clone(),
+        self.list.push(ConfigError {
+            location,
             kind,
             section,
             included_from: Vec::new(),
@@ -30,61 +49,69 @@ pub(crate) enum Occurs {
     Many,
 }
 
-/// A section's values, grouped by key after checking them against a list
-/// of declared keys.
-pub(crate) struct Reader<'a> {
-    section: &'a RawSection,
-    /// Values per key: a short list scanned linearly, cheaper than hashing
-    /// for the dozen or so keys a section type has.
-    found: Vec<(&'static str, Vec<&'a RawValue>)>,
+/// The most keys a section type declares (zeoclient has 20).
+const MAX_KEYS: usize = 24;
+
+/// A section's values, matched against a list of declared keys.
+pub(crate) struct Reader<'s, 'a> {
+    section: &'s RawSection<'a>,
+    keys: &'s [(&'static str, Occurs)],
+    /// Per declared key, the first value given for it.
+    first: [Option<&'s RawValue<'a>>; MAX_KEYS],
+    /// Where the next lookup probably is: callers read keys in the order
+    /// they declare them.
+    next: Cell<usize>,
 }
 
-impl<'a> Reader<'a> {
+impl<'s, 'a> Reader<'s, 'a> {
+    /// Check `section`'s values against `keys`, reporting bad, unknown and
+    /// duplicate keys.
     pub fn new(
-        section: &'a RawSection,
-        keys: &[(&'static str, Occurs)],
+        section: &'s RawSection<'a>,
+        keys: &'s [(&'static str, Occurs)],
         errors: &mut Errors,
     ) -> Self {
-        let mut found: Vec<(&'static str, Vec<&'a RawValue>)> = Vec::new();
+        assert!(keys.len() <= MAX_KEYS, "too many keys for a Reader");
+        let mut first = [None; MAX_KEYS];
+        let mut hint = 0;
         for v in &section.values {
-            let key = match datatypes::check_basic_key(&v.key) {
-                Ok(()) => &v.key,
-                Err(mut m) => {
-                    if v.key.starts_with('\u{feff}') {
-                        m.push_str(" (the file starts with a UTF-8 byte order mark)");
+            let key: &str = &v.key;
+            // A declared key is a valid basic-key, and so is anything equal
+            // to one but for ASCII case: only the others need the check.
+            match find_key(keys, key, hint) {
+                Some(i) => {
+                    hint = i + 1;
+                    if first[i].is_none() {
+                        first[i] = Some(v);
+                    } else if keys[i].1 == Occurs::Once {
+                        let kind = ErrorKind::DuplicateKey(key.to_string());
+                        errors.push(v.pos, kind, section);
                     }
-                    errors.push(&v.location, ErrorKind::BadKeyName(m), section);
-                    continue;
                 }
-            };
-            match keys.iter().find(|(name, _)| name.eq_ignore_ascii_case(key)) {
                 None => {
+                    if let Err(mut m) = datatypes::check_basic_key(key) {
+                        if key.starts_with('\u{feff}') {
+                            m.push_str(" (the file starts with a UTF-8 byte order mark)");
+                        }
+                        errors.push(v.pos, ErrorKind::BadKeyName(m), section);
+                        continue;
+                    }
                     let lower = key.to_ascii_lowercase();
                     let suggestion = suggest(&lower, keys.iter().map(|(n, _)| *n));
                     let kind = ErrorKind::UnknownKey {
-                        key: v.key.clone(),
+                        key: key.to_string(),
                         suggestion,
                     };
-                    errors.push(&v.location, kind, section);
-                }
-                Some((name, occurs)) => {
-                    let i = match found.iter().position(|(n, _)| n == name) {
-                        Some(i) => i,
-                        None => {
-                            found.push((name, Vec::new()));
-                            found.len() - 1
-                        }
-                    };
-                    let slot = &mut found[i].1;
-                    if *occurs == Occurs::Once && !slot.is_empty() {
-                        errors.push(&v.location, ErrorKind::DuplicateKey(v.key.clone()), section);
-                    } else {
-                        slot.push(v);
-                    }
+                    errors.push(v.pos, kind, section);
                 }
             }
         }
-        Reader { section, found }
+        Reader {
+            section,
+            keys,
+            first,
+            next: Cell::new(0),
+        }
     }
 
     fn convert<T>(
@@ -101,7 +128,7 @@ impl<'a> Reader<'a> {
                     key: key.to_string(),
                     message,
                 };
-                errors.push(&v.location, kind, self.section);
+                errors.push(v.pos, kind, self.section);
                 None
             }
         }
@@ -114,7 +141,7 @@ impl<'a> Reader<'a> {
         conv: impl Fn(&str) -> Conv<T>,
         errors: &mut Errors,
     ) -> Option<T> {
-        let v = self.get(key)?.first()?;
+        let v = self.get(key)?;
         self.convert(v, key, conv, errors)
     }
 
@@ -126,7 +153,7 @@ impl<'a> Reader<'a> {
         conv: impl Fn(&str) -> Conv<T>,
         errors: &mut Errors,
     ) -> T {
-        match self.get(key).and_then(|v| v.first()) {
+        match self.get(key) {
             Some(v) => self.convert(v, key, &conv, errors),
             None => None,
         }
@@ -140,12 +167,14 @@ impl<'a> Reader<'a> {
         conv: impl Fn(&str) -> Conv<T>,
         errors: &mut Errors,
     ) -> T {
-        if !self.has(key) {
-            let kind = ErrorKind::MissingKey(key.to_string());
-            errors.push(&self.section.end, kind, self.section);
-            return T::default();
+        match self.get(key) {
+            Some(v) => self.convert(v, key, conv, errors).unwrap_or_default(),
+            None => {
+                let kind = ErrorKind::MissingKey(key.to_string());
+                errors.push(self.section.end, kind, self.section);
+                T::default()
+            }
         }
-        self.opt(key, conv, errors).unwrap_or_default()
     }
 
     /// A repeatable key, in file order.
@@ -155,11 +184,20 @@ impl<'a> Reader<'a> {
         conv: impl Fn(&str) -> Conv<T>,
         errors: &mut Errors,
     ) -> Vec<T> {
-        let values = self.get(key).unwrap_or(&[]);
-        values
-            .iter()
-            .filter_map(|v| self.convert(v, key, &conv, errors))
-            .collect()
+        let Some(i) = self.index(key) else {
+            return Vec::new();
+        };
+        match (self.first[i], self.keys[i].1) {
+            (None, _) => Vec::new(),
+            (Some(v), Occurs::Once) => self.convert(v, key, &conv, errors).into_iter().collect(),
+            (Some(_), Occurs::Many) => self
+                .section
+                .values
+                .iter()
+                .filter(|v| key.eq_ignore_ascii_case(&v.key))
+                .filter_map(|v| self.convert(v, key, &conv, errors))
+                .collect(),
+        }
     }
 
     /// True if the key was given at all.
@@ -167,11 +205,37 @@ impl<'a> Reader<'a> {
         self.get(key).is_some()
     }
 
-    fn get(&self, key: &str) -> Option<&[&'a RawValue]> {
-        self.found
-            .iter()
-            .find(|(n, _)| *n == key)
-            .map(|(_, v)| v.as_slice())
+    /// The first value of a declared key.
+    fn get(&self, key: &str) -> Option<&'s RawValue<'a>> {
+        self.first[self.index(key)?]
+    }
+
+    /// Where `key` is in the declared keys.
+    fn index(&self, key: &str) -> Option<usize> {
+        let hint = self.next.get();
+        let i = match self.keys.get(hint) {
+            // The same literal is usually the same pointer.
+            Some((k, _)) if std::ptr::eq(*k, key) || *k == key => hint,
+            _ => self.keys.iter().position(|(k, _)| *k == key)?,
+        };
+        self.next.set(i + 1);
+        Some(i)
+    }
+}
+
+/// Which declared key `key` is, ignoring ASCII case; `hint` is where to
+/// look first (files tend to follow the schema's order).
+fn find_key(keys: &[(&'static str, Occurs)], key: &str, hint: usize) -> Option<usize> {
+    let matches = |name: &str| {
+        // Declared keys start lower-case: compare length and first byte
+        // before the whole key.
+        name.len() == key.len()
+            && key.as_bytes().first().map(|b| b.to_ascii_lowercase()) == name.bytes().next()
+            && (name == key || name.eq_ignore_ascii_case(key))
+    };
+    match keys.get(hint) {
+        Some((name, _)) if matches(name) => Some(hint),
+        _ => keys.iter().position(|(name, _)| matches(name)),
     }
 }
 

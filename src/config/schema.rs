@@ -4,12 +4,11 @@
 //! Kinds follow the Python packages' schemas: zdaemon's `schema.xml`,
 //! ZEO's `schema.xml` (runzeo), ZODB's `config.xml`, and a zope.conf.
 
-use std::collections::HashMap;
-
 use super::datatypes::{self as dt, Conv, DefaultHost};
 use super::error::ErrorKind;
 use super::model::*;
 use super::reader::{Errors, Occurs, Reader, string};
+use crate::zconfig::hash::FastSet;
 use crate::zconfig::{Document, RawSection};
 
 use Occurs::{Many, Once};
@@ -71,7 +70,7 @@ pub fn detect_kind(root: &RawSection) -> Kind {
         || root
             .values
             .iter()
-            .any(|v| ZOPE_KEYS.contains(&v.key.to_ascii_lowercase().as_str()))
+            .any(|v| ZOPE_KEYS.iter().any(|z| z.eq_ignore_ascii_case(&v.key)))
     {
         Kind::Zope
     } else if has("zodb") && !has("runner") {
@@ -93,7 +92,7 @@ pub(crate) fn convert(doc: &Document) -> (Config, Errors) {
     let kind = detect_kind(&doc.root);
     let _cache = dt::cache_dir_checks();
     let mut cx = Cx {
-        errors: Errors::default(),
+        errors: Errors::new(&doc.files),
         zeo_imported: false,
     };
     for (package, loc) in &doc.imports {
@@ -101,8 +100,8 @@ pub(crate) fn convert(doc: &Document) -> (Config, Errors) {
             cx.zeo_imported = true;
         }
         if kind != Kind::Zope && !KNOWN_IMPORTS.contains(&package.as_str()) {
-            cx.errors
-                .push(loc, ErrorKind::UnknownImport(package.clone()), &doc.root);
+            let kind = ErrorKind::UnknownImport(package.clone());
+            cx.errors.push_at(loc.clone(), kind, &doc.root);
         }
     }
     let config = top_level(&doc.root, kind, &mut cx);
@@ -118,29 +117,30 @@ struct Slot {
 
 /// Match `container`'s subsections to its slots; returns, per slot, the
 /// sections that filled it. Misfits are reported.
-fn match_sections<'a>(
-    container: &'a RawSection,
+fn match_sections<'s, 'a>(
+    container: &'s RawSection<'a>,
     slots: &[Slot],
     cx: &mut Cx,
-    untyped: Option<&mut Vec<&'a RawSection>>,
-) -> Vec<Vec<&'a RawSection>> {
+    untyped: Option<&mut Vec<&'s RawSection<'a>>>,
+) -> Vec<Vec<&'s RawSection<'a>>> {
     let mut filled: Vec<Vec<&RawSection>> = slots.iter().map(|_| Vec::new()).collect();
-    let mut names: HashMap<&str, ()> = HashMap::new();
+    let mut names: FastSet<&str> = FastSet::default();
+    names.reserve(container.sections.len());
     let mut rest = untyped;
     for s in &container.sections {
         if let Some(name) = &s.name
-            && names.insert(name, ()).is_some()
+            && !names.insert(name)
         {
-            let kind = ErrorKind::SectionNameReused(name.clone());
-            cx.errors.push(&s.end, kind, container);
+            let kind = ErrorKind::SectionNameReused(name.to_string());
+            cx.errors.push(s.end, kind, container);
         }
-        let t = s.type_name.as_str();
+        let t: &str = &s.type_name;
         let allowed_here =
             |slot: &Slot| slot.types.contains(&t) && (t != "clientstorage" || cx.zeo_imported);
         if let Some(i) = slots.iter().position(allowed_here) {
             if slots[i].occurs == Once && !filled[i].is_empty() {
                 let kind = ErrorKind::TooManySections(t.to_string());
-                cx.errors.push(&s.end, kind, container);
+                cx.errors.push(s.end, kind, container);
             } else {
                 filled[i].push(s);
             }
@@ -155,12 +155,12 @@ fn match_sections<'a>(
         } else if KNOWN_TYPES.contains(&t) || (t == "clientstorage" && cx.zeo_imported) {
             ErrorKind::NoMatchingSection {
                 type_name: t.to_string(),
-                name: s.name.clone(),
+                name: name_of(s),
             }
         } else {
             ErrorKind::UnknownType(t.to_string())
         };
-        cx.errors.push(&s.start, kind, container);
+        cx.errors.push(s.start, kind, container);
     }
     filled
 }
@@ -248,19 +248,24 @@ fn top_level(root: &RawSection, kind: Kind, cx: &mut Cx) -> Config {
     config
 }
 
+/// A section's name, for the model.
+fn name_of(s: &RawSection) -> Option<String> {
+    s.name.as_deref().map(str::to_owned)
+}
+
 fn slot(types: &'static [&'static str], occurs: Occurs) -> Slot {
     Slot { types, occurs }
 }
 
-fn one_required<'a>(
+fn one_required<'s, 'a>(
     container: &RawSection,
-    found: &[&'a RawSection],
+    found: &[&'s RawSection<'a>],
     type_name: &str,
     cx: &mut Cx,
-) -> Option<&'a RawSection> {
+) -> Option<&'s RawSection<'a>> {
     if found.is_empty() {
         let kind = ErrorKind::MissingSection(type_name.to_string());
-        cx.errors.push(&container.end, kind, container);
+        cx.errors.push(container.end, kind, container);
     }
     found.first().copied()
 }
@@ -271,19 +276,19 @@ fn not_enough(container: &RawSection, type_name: &str, cx: &mut Cx) {
         found: 0,
         required: 1,
     };
-    cx.errors.push(&container.end, kind, container);
+    cx.errors.push(container.end, kind, container);
 }
 
 fn untyped(s: &RawSection) -> Untyped {
     let mut keys: indexmap::IndexMap<String, Vec<String>> = indexmap::IndexMap::new();
     for v in &s.values {
         let k = v.key.to_ascii_lowercase();
-        keys.entry(k).or_default().push(v.value.clone());
+        keys.entry(k).or_default().push(v.value.to_string());
     }
     let nested = !s.type_name.is_empty();
     Untyped {
-        section_type: nested.then(|| s.type_name.clone()),
-        section_name: s.name.clone(),
+        section_type: nested.then(|| s.type_name.to_string()),
+        section_name: name_of(s),
         keys,
         // The top level's sections are matched by the caller first.
         sections: if nested {
@@ -324,7 +329,7 @@ fn runner(s: &RawSection, cx: &mut Cx) -> Runner {
     let m = match_sections(s, &[slot(LOG_TYPES, Once)], cx, None);
     let e = &mut cx.errors;
     let mut runner = Runner {
-        section_name: s.name.clone(),
+        section_name: name_of(s),
         program: r.req("program", words, e),
         python: r.opt("python", dt::existing_path, e),
         zdrun: r.opt("zdrun", dt::existing_path, e),
@@ -354,11 +359,11 @@ fn environment(s: &RawSection, cx: &mut Cx) -> indexmap::IndexMap<String, String
     // keytype "string": names are kept exactly as written.
     let mut map = indexmap::IndexMap::new();
     for v in &s.values {
-        if map.contains_key(&v.key) {
-            cx.errors
-                .push(&v.location, ErrorKind::TooManyValues(v.key.clone()), s);
+        if map.contains_key(&*v.key) {
+            let kind = ErrorKind::TooManyValues(v.key.to_string());
+            cx.errors.push(v.pos, kind, s);
         } else {
-            map.insert(v.key.clone(), v.value.clone());
+            map.insert(v.key.to_string(), v.value.to_string());
         }
     }
     match_sections(s, &[], cx, None);
@@ -376,7 +381,7 @@ fn eventlog(s: &RawSection, cx: &mut Cx) -> EventLog {
     let m = match_sections(s, &[slot(HANDLER_TYPES, Many)], cx, None);
     let e = &mut cx.errors;
     let mut log = EventLog {
-        section_name: s.name.clone(),
+        section_name: name_of(s),
         level: Level(r.or("level", "info", dt::logging_level, e)),
         handlers: Vec::new(),
         log_type: None,
@@ -393,7 +398,7 @@ fn eventlog(s: &RawSection, cx: &mut Cx) -> EventLog {
 }
 
 fn handler(s: &RawSection, cx: &mut Cx) -> Handler {
-    let own: &[(&str, Occurs)] = match s.type_name.as_str() {
+    let own: &[(&str, Occurs)] = match &s.type_name[..] {
         "logfile" => &[
             ("path", Once),
             ("old-files", Once),
@@ -427,13 +432,13 @@ fn handler(s: &RawSection, cx: &mut Cx) -> Handler {
     let r = Reader::new(s, &keys, &mut cx.errors);
     match_sections(s, &[], cx, None);
     let e = &mut cx.errors;
-    let default_format = match s.type_name.as_str() {
+    let default_format = match &s.type_name[..] {
         "logfile" => logfile_format(),
         "syslog" => syslog_format(),
         "win32-eventlog" => win32_format(),
         _ => http_format(),
     };
-    let section_name = s.name.clone();
+    let section_name = name_of(s);
     let formatter = r.opt("formatter", dt::dotted_name, e);
     let dateformat = r.or("dateformat", "%Y-%m-%dT%H:%M:%S", string, e);
     let level = Level(r.or("level", "notset", dt::logging_level, e));
@@ -444,7 +449,7 @@ fn handler(s: &RawSection, cx: &mut Cx) -> Handler {
         None => default_format,
     };
     if let Err(m) = super::logcheck::check_format(&format, &style, arbitrary_fields) {
-        e.push(&s.end, ErrorKind::Invalid(m), s);
+        e.push(s.end, ErrorKind::Invalid(m), s);
     }
     macro_rules! common {
         ($ty:ident { $($f:ident: $v:expr),* $(,)? }) => {
@@ -460,7 +465,7 @@ fn handler(s: &RawSection, cx: &mut Cx) -> Handler {
             }
         };
     }
-    match s.type_name.as_str() {
+    match &s.type_name[..] {
         "logfile" => {
             let h = common!(LogFile {
                 path: r.req("path", string, e),
@@ -472,7 +477,7 @@ fn handler(s: &RawSection, cx: &mut Cx) -> Handler {
                 delay: r.or("delay", "false", dt::boolean, e),
             });
             if let Err(m) = super::logcheck::check_logfile(&h) {
-                e.push(&s.end, ErrorKind::Invalid(m), s);
+                e.push(s.end, ErrorKind::Invalid(m), s);
             }
             Handler::Logfile(h)
         }
@@ -491,7 +496,7 @@ fn handler(s: &RawSection, cx: &mut Cx) -> Handler {
             fromaddr: r.req("from", string, e),
             toaddrs: {
                 if !r.has("to") {
-                    e.push(&s.end, ErrorKind::MissingKey("to".into()), s);
+                    e.push(s.end, ErrorKind::MissingKey("to".into()), s);
                 }
                 r.many("to", string, e)
             },
@@ -540,7 +545,7 @@ fn zeo(s: &RawSection, cx: &mut Cx) -> Zeo {
     let m = match_sections(s, &[slot(&["ssl"], Once)], cx, None);
     let e = &mut cx.errors;
     let mut z = Zeo {
-        section_name: s.name.clone(),
+        section_name: name_of(s),
         address: r.req("address", any_address, e),
         read_only: r.or("read-only", "false", dt::boolean, e),
         invalidation_queue_size: r.or("invalidation-queue-size", "100", dt::integer, e),
@@ -565,7 +570,7 @@ fn zeo(s: &RawSection, cx: &mut Cx) -> Zeo {
         match_sections(s, &[], cx, None);
         let e = &mut cx.errors;
         ServerSsl {
-            section_name: s.name.clone(),
+            section_name: name_of(s),
             certificate: r.req("certificate", dt::existing_dirpath, e),
             key: r.opt("key", dt::existing_dirpath, e),
             password_function: r.opt("password-function", string, e),
@@ -576,8 +581,8 @@ fn zeo(s: &RawSection, cx: &mut Cx) -> Zeo {
 }
 
 fn storage(s: &RawSection, cx: &mut Cx) -> Storage {
-    let name = s.name.clone();
-    match s.type_name.as_str() {
+    let name = name_of(s);
+    match &s.type_name[..] {
         "filestorage" => {
             let r = Reader::new(
                 s,
@@ -680,7 +685,7 @@ fn storage(s: &RawSection, cx: &mut Cx) -> Storage {
 
 fn servers(r: &Reader, s: &RawSection, e: &mut Errors) -> Vec<SocketAddress> {
     if !r.has("server") {
-        e.push(&s.end, ErrorKind::MissingKey("server".into()), s);
+        e.push(s.end, ErrorKind::MissingKey("server".into()), s);
     }
     r.many("server", connection_address, e)
 }
@@ -715,7 +720,7 @@ fn zeoclient(s: &RawSection, cx: &mut Cx) -> Storage {
     match_sections(s, &[], cx, None);
     let e = &mut cx.errors;
     Storage::Zeoclient(ZeoClient {
-        section_name: s.name.clone(),
+        section_name: name_of(s),
         server: servers(&r, s, e),
         blob_dir: r.opt("blob-dir", string, e),
         shared_blob_dir: r.or("shared-blob-dir", "no", dt::boolean, e),
@@ -763,7 +768,7 @@ fn clientstorage(s: &RawSection, cx: &mut Cx) -> Storage {
     let m = match_sections(s, &[slot(&["ssl"], Once)], cx, None);
     let e = &mut cx.errors;
     let mut c = ClientStorage {
-        section_name: s.name.clone(),
+        section_name: name_of(s),
         server: servers(&r, s, e),
         cache_size: r.or("cache-size", "20MB", dt::byte_size, e),
         cache_path: r.opt("cache-path", string, e),
@@ -796,7 +801,7 @@ fn clientstorage(s: &RawSection, cx: &mut Cx) -> Storage {
         match_sections(s, &[], cx, None);
         let e = &mut cx.errors;
         ClientSsl {
-            section_name: s.name.clone(),
+            section_name: name_of(s),
             certificate: r.req("certificate", dt::existing_dirpath, e),
             key: r.opt("key", dt::existing_dirpath, e),
             password_function: r.opt("password-function", string, e),
@@ -836,7 +841,7 @@ fn database(s: &RawSection, cx: &mut Cx) -> Database {
     let e = &mut cx.errors;
     // Zope's schema requires every database to say where it is mounted.
     if zope && !r.has("mount-point") {
-        e.push(&s.end, ErrorKind::MissingKey("mount-point".into()), s);
+        e.push(s.end, ErrorKind::MissingKey("mount-point".into()), s);
     }
     let mut db = Database {
         db_type: if zope {
@@ -844,7 +849,7 @@ fn database(s: &RawSection, cx: &mut Cx) -> Database {
         } else {
             DatabaseType::Zodb
         },
-        section_name: s.name.clone(),
+        section_name: name_of(s),
         storage: None,
         cache_size: r.or("cache-size", "5000", dt::integer, e),
         cache_size_bytes: r.or("cache-size-bytes", "0", dt::byte_size, e),

@@ -2,12 +2,13 @@
 //! open sections, runs directives and substitution, and collects errors so
 //! that one pass reports as many of them as it can.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::substitute::{Environment, ProcessEnv, is_name, substitute};
-use super::{Document, Location, RawSection, RawValue, SyntaxError, SyntaxErrorKind};
+use super::lex::{lower, lower_cow, lowers_to, name_len, scan_line, strip_ascii, trim_start_space};
+use super::substitute::{Defines, Environment, ProcessEnv, is_name, substitute, substitute_into};
+use super::{Document, Location, Pos, RawSection, RawValue, SyntaxError, SyntaxErrorKind};
 use crate::pyrepr::{is_space, strip};
 
 /// Configuration files are small; anything bigger is a mistake.
@@ -24,57 +25,62 @@ const MAX_INCLUDES: usize = 1000;
 /// levels, and the typed layer recurses over the tree.
 const MAX_SECTION_DEPTH: usize = 64;
 
-/// Parse the file at `path`, following its `%include`s.
-pub fn parse_file(path: &Path) -> Result<Document, Vec<SyntaxError>> {
-    let file: Arc<Path> = Arc::from(path);
+/// Parse the file at `path`, following its `%include`s. The document owns
+/// its text; [`parse_str`] on text the caller keeps avoids those copies.
+pub fn parse_file(path: &Path) -> Result<Document<'static>, Vec<SyntaxError>> {
     let text = read_text(path).map_err(|kind| {
         let line = match kind {
             SyntaxErrorKind::InvalidUtf8 { line, .. } => line,
             _ => 0,
         };
         vec![SyntaxError {
-            location: Location::new(file.clone(), line),
+            location: Location::new(Arc::from(path), line),
             kind,
             included_from: Vec::new(),
         }]
     })?;
-    parse_str(&text, path)
+    parse_str(&text, path).map(Document::into_owned)
 }
 
 /// Parse `text` as if read from `path` (which anchors relative `%include`s).
-pub fn parse_str(text: &str, path: &Path) -> Result<Document, Vec<SyntaxError>> {
+/// The document borrows from `text`.
+pub fn parse_str<'a>(text: &'a str, path: &Path) -> Result<Document<'a>, Vec<SyntaxError>> {
     parse_str_with_env(text, path, &ProcessEnv)
 }
 
 /// As [`parse_str`], with `$(NAME)` looked up in `env`.
-pub(crate) fn parse_str_with_env(
-    text: &str,
+pub(crate) fn parse_str_with_env<'a>(
+    text: &'a str,
     path: &Path,
     env: &dyn Environment,
-) -> Result<Document, Vec<SyntaxError>> {
+) -> Result<Document<'a>, Vec<SyntaxError>> {
     let file: Arc<Path> = Arc::from(path);
     let mut p = Parser {
-        defines: HashMap::new(),
+        defines: Defines::default(),
         env,
-        frames: vec![RawSection::new(
-            String::new(),
-            None,
-            Location::new(file.clone(), 1),
-        )],
+        frames: vec![Frame {
+            type_name: Cow::Borrowed(""),
+            name: None,
+            start: Pos { file: 0, line: 1 },
+            values: 0,
+            sections: 0,
+        }],
+        values: Vec::new(),
+        done: Vec::new(),
         imports: Vec::new(),
-        files: vec![path.to_path_buf()],
+        files: vec![file.clone()],
         errors: Vec::new(),
         includes: Vec::new(),
         base_stack: Vec::new(),
         too_deep: 0,
+        scratch: String::new(),
     };
     // The main file heads the include stack so that including it again is
     // seen as a cycle.
     let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    p.includes.push((canon, Location::new(file.clone(), 0)));
-    let last = p.parse_text(text, file);
-    let mut root = p.frames.pop().expect("the root frame is never popped");
-    root.end = last;
+    p.includes.push((canon, Location::new(file, 0)));
+    let last = p.parse_text(text, 0, Cow::Borrowed);
+    let root = p.finish(last);
     if p.errors.is_empty() {
         Ok(Document {
             root,
@@ -95,7 +101,13 @@ pub(crate) fn read_text(path: &Path) -> Result<String, SyntaxErrorKind> {
     };
     let mut bytes = Vec::new();
     std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_FILE_SIZE + 1).read_to_end(&mut bytes))
+        .and_then(|f| {
+            // Size the buffer once (the length is only a hint: the file may
+            // change, and devices report 0).
+            let hint = f.metadata().map(|m| m.len()).unwrap_or(0);
+            bytes.reserve(hint.min(MAX_FILE_SIZE) as usize + 1);
+            f.take(MAX_FILE_SIZE + 1).read_to_end(&mut bytes)
+        })
         .map_err(|e| fail(e.to_string()))?;
     if bytes.len() as u64 > MAX_FILE_SIZE {
         // Keeps `%include /dev/zero` from eating all memory.
@@ -112,13 +124,35 @@ pub(crate) fn read_text(path: &Path) -> Result<String, SyntaxErrorKind> {
     })
 }
 
-struct Parser<'e> {
-    defines: HashMap<String, String>,
+/// How text of the file being read enters the tree: borrowed from the main
+/// text, copied from an included file's (which lives only while it is read).
+type Keep<'t, 'a> = fn(&'t str) -> Cow<'a, str>;
+
+fn copy<'a>(s: &str) -> Cow<'a, str> {
+    Cow::Owned(s.to_owned())
+}
+
+/// An open section: its header, and where its values and closed
+/// subsections start in the parser's shared stacks.
+struct Frame<'a> {
+    type_name: Cow<'a, str>,
+    name: Option<Cow<'a, str>>,
+    start: Pos,
+    values: usize,
+    sections: usize,
+}
+
+struct Parser<'a, 'e> {
+    defines: Defines,
     env: &'e dyn Environment,
     /// Open sections; `frames[0]` is the top level.
-    frames: Vec<RawSection>,
+    frames: Vec<Frame<'a>>,
+    /// Values of the open sections, innermost section's last.
+    values: Vec<RawValue<'a>>,
+    /// Closed sections whose container is still open, innermost's last.
+    done: Vec<RawSection<'a>>,
     imports: Vec<(String, Location)>,
-    files: Vec<PathBuf>,
+    files: Vec<Arc<Path>>,
     errors: Vec<SyntaxError>,
     /// Files being read (canonical path, `%include` line), outermost first.
     includes: Vec<(PathBuf, Location)>,
@@ -126,92 +160,96 @@ struct Parser<'e> {
     base_stack: Vec<usize>,
     /// Sections opened beyond MAX_SECTION_DEPTH (reported, not kept).
     too_deep: usize,
+    /// Where values are substituted before being copied out at their size.
+    scratch: String,
 }
 
-/// Python's `str.lower()`, with a fast path for the usual ASCII text.
-fn lower(s: &str) -> String {
-    if s.is_ascii() {
-        s.to_ascii_lowercase()
-    } else {
-        s.to_lowercase()
-    }
-}
-
-/// Byte length of the ZConfig name (`[^\s()]+`) at the start of `s`.
-fn name_len(s: &str) -> usize {
-    for (i, &b) in s.as_bytes().iter().enumerate() {
-        if b.is_ascii() {
-            if matches!(b, b'\t'..=b'\r' | 0x1c..=0x1f | b' ' | b'(' | b')') {
-                return i;
-            }
-        } else {
-            // Rare: finish with full Unicode whitespace rules.
-            let stop = |c: char| is_space(c) || c == '(' || c == ')';
-            return i + s[i..].find(stop).unwrap_or(s.len() - i);
-        }
-    }
-    s.len()
-}
-
-impl Parser<'_> {
-    /// Parse one file's text into the open frames; returns its last line.
-    fn parse_text(&mut self, text: &str, file: Arc<Path>) -> Location {
+impl<'a> Parser<'a, '_> {
+    /// Parse one file's text (file number `file`) into the open frames;
+    /// returns its last line.
+    fn parse_text<'t>(&mut self, text: &'t str, file: u32, keep: Keep<'t, 'a>) -> Pos {
         let base = self.frames.len();
         let mut lineno: u32 = 0;
-        for raw in text.split_terminator('\n') {
+        let mut i = 0;
+        while i < text.len() {
+            let (end, plain) = scan_line(text.as_bytes(), i);
             lineno = lineno.saturating_add(1);
-            let loc = Location::new(file.clone(), lineno);
-            self.line(strip(raw), loc);
+            let pos = Pos { file, line: lineno };
+            let raw = &text[i..end];
+            let line = if plain { strip_ascii(raw) } else { strip(raw) };
+            self.line(line, pos, plain, keep);
+            i = end + 1;
         }
-        let last = Location::new(file, lineno.max(1));
+        let last = Pos {
+            file,
+            line: lineno.max(1),
+        };
         while self.frames.len() > base {
-            let open = self.frames.last().map(|f| f.type_name.clone());
+            let open = self.frames.last().map(|f| f.type_name.to_string());
             self.error(
-                last.clone(),
+                last,
                 SyntaxErrorKind::UnclosedSections {
                     open: open.unwrap_or_default(),
                 },
             );
-            self.close(last.clone());
+            self.close(last);
         }
         last
     }
 
-    fn error(&mut self, location: Location, kind: SyntaxErrorKind) {
+    /// Close the top level at `end`.
+    fn finish(&mut self, end: Pos) -> RawSection<'a> {
+        let root = self.frames.pop().expect("the root frame is never popped");
+        RawSection {
+            type_name: root.type_name,
+            name: root.name,
+            values: std::mem::take(&mut self.values),
+            sections: std::mem::take(&mut self.done),
+            start: root.start,
+            end,
+        }
+    }
+
+    fn location(&self, pos: Pos) -> Location {
+        super::location(&self.files, pos)
+    }
+
+    fn error(&mut self, pos: Pos, kind: SyntaxErrorKind) {
         let included_from = self.includes[1..]
             .iter()
             .rev()
             .map(|(_, l)| l.clone())
             .collect();
         self.errors.push(SyntaxError {
-            location,
+            location: self.location(pos),
             kind,
             included_from,
         });
     }
 
-    fn line(&mut self, line: &str, loc: Location) {
-        if line.is_empty() || line.starts_with('#') {
-            return;
-        }
-        if let Some(rest) = line.strip_prefix("</") {
-            match rest.strip_suffix('>') {
-                Some(inner) => self.end_section(inner, loc),
-                None => self.error(loc, SyntaxErrorKind::MalformedSectionEnd),
+    /// One stripped line; `plain` if it is ASCII without `$`.
+    fn line<'t>(&mut self, line: &'t str, pos: Pos, plain: bool, keep: Keep<'t, 'a>) {
+        match line.as_bytes().first() {
+            None | Some(b'#') => {}
+            Some(b'<') => {
+                if let Some(rest) = line.strip_prefix("</") {
+                    match rest.strip_suffix('>') {
+                        Some(inner) => self.end_section(inner, pos),
+                        None => self.error(pos, SyntaxErrorKind::MalformedSectionEnd),
+                    }
+                } else {
+                    match line[1..].strip_suffix('>') {
+                        Some(inner) => self.start_section(inner, pos, keep),
+                        None => self.error(pos, SyntaxErrorKind::MalformedSectionStart),
+                    }
+                }
             }
-        } else if let Some(rest) = line.strip_prefix('<') {
-            match rest.strip_suffix('>') {
-                Some(inner) => self.start_section(inner, loc),
-                None => self.error(loc, SyntaxErrorKind::MalformedSectionStart),
-            }
-        } else if let Some(rest) = line.strip_prefix('%') {
-            self.directive(rest, loc);
-        } else {
-            self.key_value(line, loc);
+            Some(b'%') => self.directive(&line[1..], pos),
+            Some(_) => self.key_value(line, pos, plain, keep),
         }
     }
 
-    fn start_section(&mut self, inner: &str, loc: Location) {
+    fn start_section<'t>(&mut self, inner: &'t str, pos: Pos, keep: Keep<'t, 'a>) {
         let (inner, empty) = match inner.strip_suffix('/') {
             Some(r) => (r, true),
             None => (inner, false),
@@ -219,51 +257,56 @@ impl Parser<'_> {
         let text = inner.trim_end_matches(is_space);
         let n = name_len(text);
         let (type_name, rest) = text.split_at(n);
-        let name_part = rest.trim_start_matches(is_space);
+        let name_part = trim_start_space(rest);
         let header_ok = n > 0
             && (rest.is_empty()
                 || (name_part.len() < rest.len()
                     && !name_part.is_empty()
                     && name_len(name_part) == name_part.len()));
         if !header_ok {
-            self.error(loc, SyntaxErrorKind::MalformedSectionHeader);
+            self.error(pos, SyntaxErrorKind::MalformedSectionHeader);
             return;
         }
         if self.frames.len() > MAX_SECTION_DEPTH {
             if self.too_deep == 0 {
-                self.error(loc, SyntaxErrorKind::SectionsTooDeep(MAX_SECTION_DEPTH));
+                self.error(pos, SyntaxErrorKind::SectionsTooDeep(MAX_SECTION_DEPTH));
             }
             self.too_deep += usize::from(!empty);
             return;
         }
-        let name = (!name_part.is_empty()).then(|| lower(name_part));
-        let section = RawSection::new(lower(type_name), name, loc.clone());
-        self.frames.push(section);
+        let name = (!name_part.is_empty()).then(|| lower_cow(name_part, keep));
+        self.frames.push(Frame {
+            type_name: lower_cow(type_name, keep),
+            name,
+            start: pos,
+            values: self.values.len(),
+            sections: self.done.len(),
+        });
         if empty {
-            self.close(loc);
+            self.close(pos);
         }
     }
 
-    fn end_section(&mut self, inner: &str, loc: Location) {
+    fn end_section(&mut self, inner: &str, pos: Pos) {
         if self.too_deep > 0 {
             self.too_deep -= 1;
             return;
         }
         let base = self.includes_base();
         if self.frames.len() <= base {
-            self.error(loc, SyntaxErrorKind::UnexpectedSectionEnd);
+            self.error(pos, SyntaxErrorKind::UnexpectedSectionEnd);
             return;
         }
-        let found = lower(inner.trim_end_matches(is_space));
+        let found = inner.trim_end_matches(is_space);
         let expected = &self.frames.last().expect("checked above").type_name;
-        if found != *expected {
-            let expected = expected.clone();
-            self.error(
-                loc.clone(),
-                SyntaxErrorKind::UnbalancedSectionEnd { expected, found },
-            );
+        if !lowers_to(found, expected) {
+            let kind = SyntaxErrorKind::UnbalancedSectionEnd {
+                expected: expected.to_string(),
+                found: lower(found),
+            };
+            self.error(pos, kind);
         }
-        self.close(loc);
+        self.close(pos);
     }
 
     /// Number of frames that belong to the files including the current one;
@@ -272,100 +315,108 @@ impl Parser<'_> {
         self.base_stack.last().copied().unwrap_or(1)
     }
 
-    /// Close the innermost open section at `loc`.
-    fn close(&mut self, loc: Location) {
-        let mut section = self.frames.pop().expect("close() needs an open section");
-        section.end = loc;
-        self.frames
-            .last_mut()
-            .expect("the root frame is never popped")
-            .sections
-            .push(section);
+    /// Close the innermost open section at `end`.
+    fn close(&mut self, end: Pos) {
+        let frame = self.frames.pop().expect("close() needs an open section");
+        let section = RawSection {
+            type_name: frame.type_name,
+            name: frame.name,
+            values: self.values.drain(frame.values..).collect(),
+            sections: self.done.drain(frame.sections..).collect(),
+            start: frame.start,
+            end,
+        };
+        self.done.push(section);
     }
 
-    fn key_value(&mut self, line: &str, loc: Location) {
+    fn key_value<'t>(&mut self, line: &'t str, pos: Pos, plain: bool, keep: Keep<'t, 'a>) {
         let n = name_len(line);
         if n == 0 {
-            self.error(loc, SyntaxErrorKind::MalformedData);
+            self.error(pos, SyntaxErrorKind::MalformedData);
             return;
         }
-        let key = &line[..n];
-        let raw = line[n..].trim_start_matches(is_space);
-        let value = match substitute(raw, &self.defines, self.env) {
-            Ok(v) => v,
-            Err(kind) => return self.error(loc, kind),
+        let (key, rest) = line.split_at(n);
+        let raw = trim_start_space(rest);
+        let value = if plain || !raw.contains('$') {
+            keep(raw)
+        } else {
+            self.scratch.clear();
+            match substitute_into(raw, &self.defines, self.env, &mut self.scratch) {
+                Ok(()) => Cow::Owned(self.scratch.as_str().to_owned()),
+                Err(kind) => return self.error(pos, kind),
+            }
         };
-        self.frames
-            .last_mut()
-            .expect("the root frame is never popped")
-            .values
-            .push(RawValue {
-                key: key.to_string(),
-                value,
-                location: loc,
-            });
+        self.values.push(RawValue {
+            key: keep(key),
+            value,
+            pos,
+        });
     }
 
-    fn directive(&mut self, rest: &str, loc: Location) {
+    fn directive(&mut self, rest: &str, pos: Pos) {
         let n = name_len(rest);
         if n == 0 {
-            return self.error(loc, SyntaxErrorKind::MalformedDirective);
+            return self.error(pos, SyntaxErrorKind::MalformedDirective);
         }
         let name = &rest[..n];
-        let arg = rest[n..].trim_start_matches(is_space);
+        let arg = trim_start_space(&rest[n..]);
         if !matches!(name, "define" | "include" | "import") {
-            return self.error(loc, SyntaxErrorKind::UnknownDirective(name.to_string()));
+            return self.error(pos, SyntaxErrorKind::UnknownDirective(name.to_string()));
         }
         if arg.is_empty() {
             return self.error(
-                loc,
+                pos,
                 SyntaxErrorKind::MissingDirectiveArgument(name.to_string()),
             );
         }
         match name {
-            "define" => self.define(arg, loc),
+            "define" => self.define(arg, pos),
             "include" => match substitute(strip(arg), &self.defines, self.env) {
-                Ok(target) => self.include(&target, loc),
-                Err(kind) => self.error(loc, kind),
+                Ok(target) => self.include(&target, pos),
+                Err(kind) => self.error(pos, kind),
             },
             _ => match substitute(strip(arg), &self.defines, self.env) {
-                Ok(package) => self.imports.push((package, loc)),
-                Err(kind) => self.error(loc, kind),
+                Ok(package) => {
+                    let loc = self.location(pos);
+                    self.imports.push((package.into_owned(), loc));
+                }
+                Err(kind) => self.error(pos, kind),
             },
         }
     }
 
-    fn define(&mut self, arg: &str, loc: Location) {
+    fn define(&mut self, arg: &str, pos: Pos) {
         let n = arg.find(is_space).unwrap_or(arg.len());
         let name = lower(&arg[..n]);
-        let raw = arg[n..].trim_start_matches(is_space);
+        let raw = trim_start_space(&arg[n..]);
         if self.defines.get(&name).is_some_and(|old| old != raw) {
-            return self.error(loc, SyntaxErrorKind::CannotRedefine(name));
+            return self.error(pos, SyntaxErrorKind::CannotRedefine(name));
         }
         if !is_name(&name) {
-            return self.error(loc, SyntaxErrorKind::IllegalDefineName(name));
+            return self.error(pos, SyntaxErrorKind::IllegalDefineName(name));
         }
         match substitute(raw, &self.defines, self.env) {
             Ok(value) => {
+                let value = value.into_owned();
                 self.defines.insert(name, value);
             }
-            Err(kind) => self.error(loc, kind),
+            Err(kind) => self.error(pos, kind),
         }
     }
 
-    fn include(&mut self, target: &str, loc: Location) {
+    fn include(&mut self, target: &str, pos: Pos) {
         if target.contains('#') {
-            return self.error(loc, SyntaxErrorKind::FragmentInInclude);
+            return self.error(pos, SyntaxErrorKind::FragmentInInclude);
         }
-        let path = match resolve(target, &loc.file) {
+        let path = match resolve(target, &self.files[pos.file as usize]) {
             Ok(p) => p,
-            Err(kind) => return self.error(loc, kind),
+            Err(kind) => return self.error(pos, kind),
         };
         if self.includes.len() > MAX_INCLUDE_DEPTH {
-            return self.error(loc, SyntaxErrorKind::IncludeTooDeep);
+            return self.error(pos, SyntaxErrorKind::IncludeTooDeep);
         }
         if self.files.len() > MAX_INCLUDES {
-            return self.error(loc, SyntaxErrorKind::TooManyIncludes(MAX_INCLUDES));
+            return self.error(pos, SyntaxErrorKind::TooManyIncludes(MAX_INCLUDES));
         }
         let canon = match std::fs::canonicalize(&path) {
             Ok(c) => c,
@@ -374,21 +425,23 @@ impl Parser<'_> {
                     path: path.display().to_string(),
                     reason: e.to_string(),
                 };
-                return self.error(loc, kind);
+                return self.error(pos, kind);
             }
         };
         if self.includes.iter().any(|(p, _)| *p == canon) {
             let kind = SyntaxErrorKind::IncludeCycle(path.display().to_string());
-            return self.error(loc, kind);
+            return self.error(pos, kind);
         }
         let text = match read_text(&path) {
             Ok(t) => t,
-            Err(kind) => return self.error(loc, kind),
+            Err(kind) => return self.error(pos, kind),
         };
+        let loc = self.location(pos);
         self.includes.push((canon, loc));
         self.base_stack.push(self.frames.len());
-        self.files.push(path.clone());
-        self.parse_text(&text, Arc::from(path.as_path()));
+        let file = u32::try_from(self.files.len()).expect("includes are capped");
+        self.files.push(Arc::from(path));
+        self.parse_text(&text, file, copy);
         self.base_stack.pop();
         self.includes.pop();
     }

@@ -1,9 +1,13 @@
 //! `$` substitution: `$$`, `$name`, `${name}` (defines, case-insensitive)
 //! and `$(NAME)` (environment variables, case-sensitive).
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 
 use super::SyntaxErrorKind;
+use super::hash::FastMap;
+
+/// `%define`d names (lower-case) and their values.
+pub type Defines = FastMap<String, String>;
 
 /// Where `$(NAME)` looks its names up; a seam so tests need not touch the
 /// process environment.
@@ -41,23 +45,38 @@ pub fn is_name(s: &str) -> bool {
 /// would otherwise grow without bound from a few lines of input.
 pub const MAX_VALUE_LEN: usize = 1 << 20;
 
-/// Replace every `$` form in `text`. `defines` keys are lower-case.
-pub fn substitute(
-    text: &str,
-    defines: &HashMap<String, String>,
+/// Replace every `$` form in `text`; text without any is borrowed as is.
+/// `defines` keys are lower-case.
+pub fn substitute<'t>(
+    text: &'t str,
+    defines: &Defines,
     env: &dyn Environment,
-) -> Result<String, SyntaxErrorKind> {
+) -> Result<Cow<'t, str>, SyntaxErrorKind> {
     if !text.contains('$') {
-        return Ok(text.to_string());
+        return Ok(Cow::Borrowed(text));
     }
     let mut out = String::with_capacity(text.len());
+    substitute_into(text, defines, env, &mut out)?;
+    Ok(Cow::Owned(out))
+}
+
+/// Append `text` to `out` with every `$` form replaced (a reusable buffer
+/// spares growing a new `String` per value). On error `out` holds part of
+/// the result.
+pub fn substitute_into(
+    text: &str,
+    defines: &Defines,
+    env: &dyn Environment,
+    out: &mut String,
+) -> Result<(), SyntaxErrorKind> {
+    let base = out.len();
     let mut rest = text;
     while let Some(i) = rest.find('$') {
         out.push_str(&rest[..i]);
         let after = &rest[i + 1..];
         let (value, consumed) = match after.as_bytes().first() {
             None => return Err(SyntaxErrorKind::LoneDollar),
-            Some(b'$') => ("$".to_string(), 1),
+            Some(b'$') => (Cow::Borrowed("$"), 1),
             Some(b'{') => {
                 let n = name_len(&after[1..]);
                 if n == 0 {
@@ -67,7 +86,7 @@ pub fn substitute(
                 if after.as_bytes().get(1 + n) != Some(&b'}') {
                     return Err(SyntaxErrorKind::BraceNotClosed(name.to_string()));
                 }
-                (lookup(name, defines)?, n + 2)
+                (Cow::Borrowed(lookup(name, defines)?), n + 2)
             }
             Some(b'(') => {
                 let n = name_len(&after[1..]);
@@ -81,34 +100,34 @@ pub fn substitute(
                 let v = env
                     .var(name)
                     .ok_or_else(|| SyntaxErrorKind::NoReplacement(name.to_string()))?;
-                (v, n + 2)
+                (Cow::Owned(v), n + 2)
             }
             Some(_) => {
                 let n = name_len(after);
                 if n == 0 {
                     return Err(SyntaxErrorKind::DollarNotFollowedByName);
                 }
-                (lookup(&after[..n], defines)?, n)
+                (Cow::Borrowed(lookup(&after[..n], defines)?), n)
             }
         };
-        if out.len() + value.len() > MAX_VALUE_LEN {
+        if out.len() - base + value.len() > MAX_VALUE_LEN {
             return Err(SyntaxErrorKind::ValueTooLong(MAX_VALUE_LEN));
         }
         out.push_str(&value);
         rest = &after[consumed..];
     }
     out.push_str(rest);
-    Ok(out)
+    Ok(())
 }
 
-fn lookup(name: &str, defines: &HashMap<String, String>) -> Result<String, SyntaxErrorKind> {
+fn lookup<'d>(name: &str, defines: &'d Defines) -> Result<&'d str, SyntaxErrorKind> {
     let found = if name.bytes().any(|b| b.is_ascii_uppercase()) {
         defines.get(&name.to_ascii_lowercase())
     } else {
         defines.get(name)
     };
     found
-        .cloned()
+        .map(String::as_str)
         .ok_or_else(|| SyntaxErrorKind::NoReplacement(name.to_string()))
 }
 
@@ -124,10 +143,10 @@ mod tests {
     }
 
     fn sub(text: &str) -> Result<String, SyntaxErrorKind> {
-        let mut d = HashMap::new();
+        let mut d = Defines::default();
         d.insert("foo".to_string(), "F".to_string());
         d.insert("foo_bar".to_string(), "FB".to_string());
-        substitute(text, &d, &Env)
+        substitute(text, &d, &Env).map(Cow::into_owned)
     }
 
     #[test]

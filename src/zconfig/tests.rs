@@ -14,7 +14,7 @@ impl Environment for NoEnv {
     }
 }
 
-fn parse(text: &str) -> Result<Document, Vec<SyntaxError>> {
+fn parse(text: &str) -> Result<Document<'_>, Vec<SyntaxError>> {
     parse_str_with_env(text, Path::new("/nonexistent/t.conf"), &NoEnv)
 }
 
@@ -102,7 +102,7 @@ fn tree_shape_and_case_rules() {
     assert_eq!(root.values[0].value, "/srv/a /srvb $");
     let sec = &root.sections[0];
     assert_eq!(
-        (sec.type_name.as_str(), sec.name.as_deref()),
+        (&*sec.type_name, sec.name.as_deref()),
         ("sec", Some("main"))
     );
     assert_eq!(sec.values[0].value, "x # not a comment");
@@ -118,7 +118,7 @@ fn key_value_quirks() {
         .root
         .values
         .iter()
-        .map(|v| (v.key.as_str(), v.value.as_str()))
+        .map(|v| (&*v.key, &*v.value))
         .collect();
     assert_eq!(kv["a"], "(b) x");
     assert_eq!(kv["c"], "");
@@ -138,13 +138,9 @@ fn includes_resolve_relative_and_detect_cycles() {
     std::fs::write(&main, text).unwrap();
     let doc = parse_str_with_env(text, &main, &NoEnv).unwrap();
     assert_eq!(doc.root.sections[0].values[0].key, "k2");
-    assert_eq!(doc.root.sections[0].values[0].location.line, 2);
-    assert!(
-        doc.root.sections[0].values[0]
-            .location
-            .file
-            .ends_with("sub/inc.conf")
-    );
+    let pos = doc.root.sections[0].values[0].pos;
+    assert_eq!(pos.line, 2);
+    assert!(doc.location(pos).file.ends_with("sub/inc.conf"));
     assert_eq!(doc.root.values[0].value, "yes");
 
     let text = "a 1\n%include sub/loop.conf\n";
