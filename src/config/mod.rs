@@ -15,7 +15,7 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors, ErrorKind};
 pub use model::*;
-pub use schema::detect_kind;
+pub use schema::{detect_kind, find_cycle};
 
 use crate::zconfig;
 

@@ -22,6 +22,8 @@ pub enum Kind {
     Zodb,
     /// A Zope instance's zope.conf.
     Zope,
+    /// A site: several `<program NAME>` nodes under one zdrun.
+    Site,
 }
 
 /// One loaded configuration file.
@@ -46,6 +48,50 @@ pub struct Config {
     /// zope.conf settings this program does not interpret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zope: Option<Untyped>,
+    /// A site's `<program NAME>` nodes, in file order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub programs: Vec<Program>,
+}
+
+/// `<program NAME>`: one node of a site. Runner keys left unset here come
+/// from the node's own configuration file (`config`), then the defaults.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Program {
+    pub name: String,
+    /// The node's own zeo.conf / zope.conf / runner config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// Nodes that must be ready before this one starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forever: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_codes: Option<Vec<i64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_test_program: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_timeout: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub umask: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logfile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<String>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub environment: IndexMap<String, String>,
+    /// Where the section starts (`FILE:LINE`), for later errors.
+    #[serde(skip)]
+    pub source: String,
 }
 
 fn yes() -> bool {

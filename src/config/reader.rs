@@ -26,6 +26,12 @@ impl Errors {
         }
     }
 
+    /// `FILE:LINE` of a position, for messages made after conversion.
+    pub fn describe(&self, pos: Pos) -> String {
+        let l = zconfig::location(&self.files, pos);
+        format!("{}:{}", l.file.display(), l.line)
+    }
+
     pub fn push(&mut self, pos: Pos, kind: ErrorKind, section: &RawSection) {
         let location = zconfig::location(&self.files, pos);
         self.push_at(location, kind, section);

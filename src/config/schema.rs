@@ -17,6 +17,7 @@ use Occurs::{Many, Once};
 /// misplaced when they appear where their schema does not allow them.
 const KNOWN_TYPES: &[&str] = &[
     "runner",
+    "program",
     "environment",
     "eventlog",
     "logger",
@@ -64,7 +65,9 @@ const ZOPE_KEYS: &[&str] = &[
 /// Decide the kind of a parsed file from its top-level sections and keys.
 pub fn detect_kind(root: &RawSection) -> Kind {
     let has = |t: &str| root.sections.iter().any(|s| s.type_name == t);
-    if has("zeo") {
+    if has("program") {
+        Kind::Site
+    } else if has("zeo") {
         Kind::Zeo
     } else if has("zodb_db")
         || root
@@ -202,6 +205,25 @@ fn top_level(root: &RawSection, kind: Kind, cx: &mut Cx) -> Config {
             config.environment = m[1].first().map(|s| environment(s, cx)).unwrap_or_default();
             config.eventlog = m[2].first().map(|s| eventlog(s, cx));
         }
+        Kind::Site => {
+            Reader::new(root, &[], &mut cx.errors);
+            let slots = [
+                slot(&["runner"], Once),
+                slot(&["environment"], Once),
+                slot(&["eventlog"], Once),
+                slot(&["program"], Many),
+            ];
+            let m = match_sections(root, &slots, cx, None);
+            // The runner holds the supervisor's own settings; no program.
+            config.runner = Some(match m[0].first() {
+                Some(s) => runner_of(s, false, cx),
+                None => Runner::new(Vec::new()),
+            });
+            config.environment = m[1].first().map(|s| environment(s, cx)).unwrap_or_default();
+            config.eventlog = m[2].first().map(|s| eventlog(s, cx));
+            config.programs = m[3].iter().map(|s| program(s, cx)).collect();
+            check_order(&m[3], &config.programs, cx);
+        }
         Kind::Zeo => {
             Reader::new(root, &[], &mut cx.errors);
             let slots = [
@@ -304,6 +326,12 @@ fn words(s: &str) -> Conv<Vec<String>> {
 }
 
 fn runner(s: &RawSection, cx: &mut Cx) -> Runner {
+    runner_of(s, true, cx)
+}
+
+/// `<runner>`; in a site it configures the supervisor, so `program` is
+/// not required there.
+fn runner_of(s: &RawSection, program_required: bool, cx: &mut Cx) -> Runner {
     const KEYS: &[(&str, Occurs)] = &[
         ("program", Once),
         ("python", Once),
@@ -330,7 +358,11 @@ fn runner(s: &RawSection, cx: &mut Cx) -> Runner {
     let e = &mut cx.errors;
     let mut runner = Runner {
         section_name: name_of(s),
-        program: r.req("program", words, e),
+        program: if program_required {
+            r.req("program", words, e)
+        } else {
+            r.opt("program", words, e).unwrap_or_default()
+        },
         python: r.opt("python", dt::existing_path, e),
         zdrun: r.opt("zdrun", dt::existing_path, e),
         socket_name: r.or("socket-name", "zdsock", dt::existing_parent_dirpath, e),
@@ -353,6 +385,126 @@ fn runner(s: &RawSection, cx: &mut Cx) -> Runner {
     };
     runner.eventlog = m[0].first().map(|s| eventlog(s, cx));
     runner
+}
+
+/// `<program NAME>`: a node of a site.
+fn program(s: &RawSection, cx: &mut Cx) -> Program {
+    const KEYS: &[(&str, Occurs)] = &[
+        ("config", Once),
+        ("after", Many),
+        ("program", Once),
+        ("directory", Once),
+        ("backoff-limit", Once),
+        ("forever", Once),
+        ("exit-codes", Once),
+        ("start-test-program", Once),
+        ("start-timeout", Once),
+        ("stop-timeout", Once),
+        ("umask", Once),
+        ("logfile", Once),
+        ("transcript", Once),
+    ];
+    let r = Reader::new(s, KEYS, &mut cx.errors);
+    let m = match_sections(s, &[slot(&["environment"], Once)], cx, None);
+    let e = &mut cx.errors;
+    let name = name_of(s);
+    if name.is_none() {
+        let kind = ErrorKind::Invalid("a <program> section needs a name".into());
+        e.push(s.start, kind, s);
+    }
+    let mut p = Program {
+        name: name.unwrap_or_default(),
+        config: r.opt("config", dt::existing_path, e),
+        after: r.many("after", words, e).into_iter().flatten().collect(),
+        program: r.opt("program", words, e),
+        directory: r.opt("directory", dt::existing_parent_directory, e),
+        backoff_limit: r.opt("backoff-limit", dt::integer, e),
+        forever: r.opt("forever", dt::boolean, e),
+        exit_codes: r.opt("exit-codes", dt::list_of_ints, e),
+        start_test_program: r.opt("start-test-program", words, e),
+        start_timeout: r.opt("start-timeout", dt::integer, e),
+        stop_timeout: r.opt("stop-timeout", dt::integer, e),
+        umask: r.opt("umask", dt::octal, e),
+        logfile: r.opt("logfile", dt::existing_dirpath, e),
+        transcript: r.opt("transcript", dt::existing_dirpath, e),
+        environment: Default::default(),
+        source: e.describe(s.start),
+    };
+    if p.program.is_none() && p.config.is_none() {
+        let kind = ErrorKind::Invalid(format!(
+            "<program {}> needs a program, or a config file whose <runner> has one",
+            p.name
+        ));
+        e.push(s.end, kind, s);
+    }
+    p.environment = m[0].first().map(|s| environment(s, cx)).unwrap_or_default();
+    p
+}
+
+/// `after` must name other programs, without cycles.
+fn check_order(sections: &[&RawSection], programs: &[Program], cx: &mut Cx) {
+    let index = |name: &str| programs.iter().position(|p| p.name == name);
+    for (s, p) in sections.iter().zip(programs) {
+        for a in &p.after {
+            if index(a).is_none() {
+                let kind = ErrorKind::Invalid(format!(
+                    "<program {}> comes after {}, which is not a program here",
+                    p.name,
+                    crate::pyrepr::repr_str(a)
+                ));
+                cx.errors.push(s.start, kind, s);
+            }
+        }
+    }
+    if let Some(cycle) = find_cycle(programs.len(), |i| {
+        programs[i].after.iter().filter_map(|a| index(a)).collect()
+    }) {
+        let names: Vec<&str> = cycle.iter().map(|&i| programs[i].name.as_str()).collect();
+        let kind = ErrorKind::Invalid(format!(
+            "start order has a cycle: {} -> {}",
+            names.join(" -> "),
+            names[0]
+        ));
+        let s = sections[cycle[0]];
+        cx.errors.push(s.start, kind, s);
+    }
+}
+
+/// A cycle in the graph `edges` over `0..n`, as the nodes on it.
+pub fn find_cycle(n: usize, edges: impl Fn(usize) -> Vec<usize>) -> Option<Vec<usize>> {
+    // 0 unvisited, 1 on the current path, 2 done.
+    let mut state = vec![0u8; n];
+    let mut path = Vec::new();
+    fn visit(
+        i: usize,
+        edges: &dyn Fn(usize) -> Vec<usize>,
+        state: &mut [u8],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
+        state[i] = 1;
+        path.push(i);
+        for j in edges(i) {
+            if state[j] == 1 {
+                let at = path.iter().position(|&k| k == j).unwrap_or(0);
+                return Some(path[at..].to_vec());
+            }
+            if state[j] == 0
+                && let Some(c) = visit(j, edges, state, path)
+            {
+                return Some(c);
+            }
+        }
+        path.pop();
+        state[i] = 2;
+        None
+    }
+    (0..n).find_map(|i| {
+        if state[i] == 0 {
+            visit(i, &edges, &mut state, &mut path)
+        } else {
+            None
+        }
+    })
 }
 
 fn environment(s: &RawSection, cx: &mut Cx) -> indexmap::IndexMap<String, String> {

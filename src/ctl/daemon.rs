@@ -19,15 +19,15 @@ const POLL: Duration = Duration::from_millis(10);
 /// zdaemon gives a manager that never answers this long to appear.
 const MANAGER_GRACE: Duration = Duration::from_secs(10);
 
-struct Ctl<'a> {
-    cli: &'a Cli,
-    s: Settings,
-    config_path: Option<PathBuf>,
-    out: &'a mut dyn Write,
+pub(super) struct Ctl<'a> {
+    pub cli: &'a Cli,
+    pub s: Settings,
+    pub config_path: Option<PathBuf>,
+    pub out: &'a mut dyn Write,
 }
 
 /// Outcome of one check in a wait loop.
-enum Wait {
+pub(super) enum Wait {
     Done,
     NotYet,
     /// Stop waiting: print this (after a newline) and exit with the code.
@@ -170,11 +170,11 @@ pub fn interactive(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::
 use super::PromptLine;
 
 impl Ctl<'_> {
-    fn status(&self) -> Option<Status> {
+    pub(super) fn status(&self) -> Option<Status> {
         client::status(&self.s.socket)
     }
 
-    fn send(&self, action: &str) -> Option<String> {
+    pub(super) fn send(&self, action: &str) -> Option<String> {
         client::send_action(&self.s.socket, action)
     }
 
@@ -194,9 +194,12 @@ impl Ctl<'_> {
     }
 
     fn dispatch(&mut self, command: &Command, st: Option<Status>) -> std::io::Result<u8> {
+        if self.s.is_site() {
+            return super::site::dispatch(self, command, st);
+        }
         match command {
             Command::Start { args } => self.start(st, args),
-            Command::Stop => self.stop(st),
+            Command::Stop { .. } => self.stop(st),
             Command::Restart { args } => self.restart(st, args),
             Command::Status { long, json, extra } => {
                 if !extra.is_empty() {
@@ -246,13 +249,26 @@ impl Ctl<'_> {
                 }
                 Ok(EXIT_OK)
             }
+            Command::Reload => {
+                match &st {
+                    None => writeln!(self.out, "daemon manager not running")?,
+                    Some(_) => {
+                        let reply = self.send("reload").unwrap_or_default();
+                        self.out.write_all(reply.as_bytes())?;
+                        if !reply.starts_with("Reloaded") {
+                            return Ok(EXIT_CHECK_FAILED);
+                        }
+                    }
+                }
+                Ok(EXIT_OK)
+            }
             Command::Show { .. } | Command::Check | Command::Help { .. } | Command::Other(_) => {
                 unreachable!("handled before the daemon is consulted")
             }
         }
     }
 
-    fn print_status(&mut self, st: Option<Status>, long: bool) -> std::io::Result<u8> {
+    pub(super) fn print_status(&mut self, st: Option<Status>, long: bool) -> std::io::Result<u8> {
         let code = match &st {
             None => {
                 writeln!(self.out, "daemon manager not running")?;
@@ -316,7 +332,7 @@ impl Ctl<'_> {
     /// zdaemon's wait loop: a dot per second while `cond` is not met; a
     /// manager that vanishes (or never shows up) ends it with status 1.
     /// `spawned` is a zdrun we just started: if it fails, stop at once.
-    fn wait_until(
+    pub(super) fn wait_until(
         &mut self,
         mut cond: impl FnMut(Option<&Status>) -> Wait,
         mut spawned: Option<Child>,
@@ -469,7 +485,7 @@ impl Ctl<'_> {
         Ok(EXIT_OK)
     }
 
-    fn kill(&mut self, st: Option<Status>, arg: &str) -> std::io::Result<u8> {
+    pub(super) fn kill(&mut self, st: Option<Status>, arg: &str) -> std::io::Result<u8> {
         let arg = if arg.is_empty() { "SIGTERM" } else { arg };
         let Some((name, num)) = help::signal_by_name(arg) else {
             writeln!(self.out, "invalid signal {}", repr_str(arg))?;
@@ -490,7 +506,7 @@ impl Ctl<'_> {
         Ok(EXIT_OK)
     }
 
-    fn reopen_transcript(&mut self, st: Option<&Status>) -> std::io::Result<u8> {
+    pub(super) fn reopen_transcript(&mut self, st: Option<&Status>) -> std::io::Result<u8> {
         if st.is_none() {
             writeln!(self.out, "daemon manager not running")?;
         } else {
@@ -509,11 +525,21 @@ impl Ctl<'_> {
         }
         let mut argv = self.s.program.clone();
         argv.extend(extra.iter().cloned());
+        let env = self.s.environment.clone();
+        self.run_foreground(&argv, &env)?;
+        Ok(EXIT_OK)
+    }
+
+    /// Print the command line, run it attached to the terminal, wait.
+    pub(super) fn run_foreground(
+        &mut self,
+        argv: &[String],
+        env: &[(String, String)],
+    ) -> std::io::Result<()> {
         writeln!(self.out, "{}", argv.join(" "))?;
         self.out.flush()?;
         let mut cmd = Process::new(&argv[0]);
-        cmd.args(&argv[1..])
-            .envs(self.s.environment.iter().map(|(k, v)| (k, v)));
+        cmd.args(&argv[1..]).envs(env.iter().map(|(k, v)| (k, v)));
         // SAFETY: runs in the child before exec; signal() with SIG_DFL is
         // async-signal-safe. Undoes the SIG_IGN below for the program.
         unsafe {
@@ -526,20 +552,16 @@ impl Ctl<'_> {
         }
         // The program owns the terminal; ^C reaches it, not us.
         let _ignore = IgnoreInterrupt::new();
-        match cmd.status() {
-            Ok(_) => {}
-            Err(e) => writeln!(
-                self.out,
-                "{}",
-                super::logtail::os_error_text(&e, Path::new(&argv[0]))
-            )?,
+        if let Err(e) = cmd.status() {
+            let text = super::logtail::os_error_text(&e, Path::new(&argv[0]));
+            writeln!(self.out, "{text}")?;
         }
-        Ok(EXIT_OK)
+        Ok(())
     }
 
     /// Start zdrun with our settings. The socket is passed as an absolute
     /// path so both sides agree whatever zdrun's directory becomes.
-    fn spawn_zdrun(&mut self, extra: &[String]) -> std::io::Result<Child> {
+    pub(super) fn spawn_zdrun(&mut self, extra: &[String]) -> std::io::Result<Child> {
         for dir in [
             self.s.directory.clone(),
             self.s.socket.parent().map(Path::to_path_buf),

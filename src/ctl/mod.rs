@@ -23,6 +23,7 @@ pub const EXIT_NOT_RUNNING: u8 = 3;
 mod daemon;
 mod help;
 mod logtail;
+mod site;
 
 /// zdctl -- control an application run by zdaemon.
 #[derive(Parser, Debug)]
@@ -70,8 +71,9 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Stop the daemon process; wait until it is gone.
-    Stop,
+    /// Stop the daemon process; wait until it is gone. In a site, NAME
+    /// stops one program; without it all stop, dependents first.
+    Stop { name: Option<String> },
     /// Stop and then start the daemon process.
     Restart {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -114,6 +116,9 @@ pub enum Command {
         follow: bool,
         file: Option<PathBuf>,
     },
+    /// Re-read the configuration: start added programs, stop removed ones,
+    /// restart changed ones; a bad configuration changes nothing.
+    Reload,
     /// List the actions, or describe one.
     Help { topic: Option<String> },
     /// Print the configuration after defaults and command-line options.

@@ -13,8 +13,8 @@
 //! served concurrently, each with a read deadline; only our uid and root
 //! may use the socket; `hang-around` keeps zdrun up after `stop`.
 
-mod server;
 mod node;
+mod server;
 pub mod settings;
 mod spawn;
 mod transcript;
@@ -550,7 +550,8 @@ impl Supervisor {
         }
         if self.signals.hup.swap(false, Ordering::SeqCst) {
             if self.load.is_some() {
-                self.log.info("received SIGHUP; reloading the configuration");
+                self.log
+                    .info("received SIGHUP; reloading the configuration");
                 let reply = self.reload();
                 self.log.info(reply.trim_end());
             } else {

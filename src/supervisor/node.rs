@@ -358,12 +358,8 @@ impl Node {
                         return Verdict::End(1);
                     }
                 }
-                log.info(&self.tag(&format!(
-                    "sleep {} to avoid rapid restarts",
-                    self.backoff
-                )));
-                self.delay =
-                    Some(Instant::now() + Duration::from_secs(self.backoff.max(0) as u64));
+                log.info(&self.tag(&format!("sleep {} to avoid rapid restarts", self.backoff)));
+                self.delay = Some(Instant::now() + Duration::from_secs(self.backoff.max(0) as u64));
             } else {
                 self.backoff = 0;
                 self.delay = None;

@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::show::effective_eventlog;
-use crate::config::{Config, EventLog, SocketAddress};
+use crate::config::{self, Config, EventLog, Kind, Program, SocketAddress, Storage};
 use crate::pyrepr::repr_str;
 
 #[derive(Clone, Debug)]
@@ -50,6 +50,8 @@ pub struct NodeSettings {
     pub stop_timeout: i64,
     pub umask: u32,
     pub transcript: PathBuf,
+    /// The node's own log (e.g. zeo.log), for `logtail NAME`.
+    pub logfile: Option<PathBuf>,
     /// Nodes that must be ready before this one starts.
     pub after: Vec<String>,
     /// The node is ready once this address accepts connections.
@@ -79,6 +81,9 @@ impl Settings {
     /// Settings from a loaded configuration. Fails only when there is no
     /// program, with zdaemon's wording.
     pub fn from_config(config: &Config, bases: &Bases) -> Result<Settings, String> {
+        if config.kind == Kind::Site {
+            return Self::site(config, bases);
+        }
         let Some(r) = config.runner.as_ref().filter(|r| !r.program.is_empty()) else {
             return Err("no program specified; use -p or -C".into());
         };
@@ -130,15 +135,190 @@ impl Settings {
                 stop_timeout: r.stop_timeout,
                 umask: r.umask,
                 transcript: absolute(r.transcript.as_deref().unwrap_or("/dev/null"), bases.cwd),
+                logfile: r.logfile.as_deref().map(|l| absolute(l, bases.cwd)),
                 after: Vec::new(),
                 ready_address: None,
             }],
         })
     }
 
+    /// A site: the runner configures the supervisor, each `<program>` a node.
+    fn site(config: &Config, bases: &Bases) -> Result<Settings, String> {
+        let mut supervisor = config.clone();
+        let runner = supervisor
+            .runner
+            .get_or_insert_with(|| config::Runner::new(Vec::new()));
+        // Borrow the single-program path for the supervisor's own keys.
+        runner.program = vec!["(site)".into()];
+        supervisor.kind = Kind::Zdaemon;
+        let mut s = Self::from_config(&supervisor, bases)?;
+        s.program = Vec::new();
+        let mut nodes = Vec::with_capacity(config.programs.len());
+        let mut connects = Vec::with_capacity(config.programs.len());
+        for p in &config.programs {
+            let (node, to) = node_of(p, config, bases)?;
+            nodes.push(node);
+            connects.push(to);
+        }
+        // A client node starts after the node that serves its address.
+        for (i, to) in connects.iter().enumerate() {
+            for addr in to {
+                let server = nodes.iter().position(|n| {
+                    n.ready_address
+                        .as_ref()
+                        .is_some_and(|a| same_address(a, addr))
+                });
+                if let Some(j) = server
+                    && j != i
+                    && !nodes[i].after.contains(&nodes[j].name)
+                {
+                    let name = nodes[j].name.clone();
+                    nodes[i].after.push(name);
+                }
+            }
+        }
+        let index = |name: &str| nodes.iter().position(|n| n.name == name);
+        let cycle = crate::config::find_cycle(nodes.len(), |i| {
+            nodes[i].after.iter().filter_map(|a| index(a)).collect()
+        });
+        if let Some(cycle) = cycle {
+            let names: Vec<&str> = cycle.iter().map(|&i| nodes[i].name.as_str()).collect();
+            return Err(format!(
+                "{}: start order has a cycle (counting servers named in node configs): {} -> {}",
+                config.programs[cycle[0]].source,
+                names.join(" -> "),
+                names[0]
+            ));
+        }
+        s.nodes = nodes;
+        Ok(s)
+    }
+
     /// True for a site of named programs, false for a zdaemon runner.
     pub fn is_site(&self) -> bool {
         self.nodes.len() != 1 || !self.nodes[0].name.is_empty()
+    }
+}
+
+/// One site node: the `<program>` keys, else those of the `<runner>` in the
+/// node's own config file, else the defaults. Also returns the addresses
+/// the node's config connects to as a ZEO client.
+fn node_of(
+    p: &Program,
+    site: &Config,
+    bases: &Bases,
+) -> Result<(NodeSettings, Vec<SocketAddress>), String> {
+    let own =
+        match &p.config {
+            Some(path) => Some(config::load_file(&absolute(path, bases.cwd)).map_err(|e| {
+                format!("{}: in the config of <program {}>:\n{e}", p.source, p.name)
+            })?),
+            None => None,
+        };
+    let defaults = config::Runner::new(Vec::new());
+    let r = own
+        .as_ref()
+        .and_then(|c| c.runner.as_ref())
+        .unwrap_or(&defaults);
+    let program = p.program.clone().unwrap_or_else(|| r.program.clone());
+    if program.is_empty() {
+        return Err(format!(
+            "{}: <program {}> has no program, and its config's <runner> names none",
+            p.source, p.name
+        ));
+    }
+    let mut environment: Vec<(String, String)> = Vec::new();
+    let layers = [
+        Some(&site.environment),
+        own.as_ref().map(|c| &c.environment),
+        Some(&p.environment),
+    ];
+    for (k, v) in layers.into_iter().flatten().flatten() {
+        environment.retain(|(old, _)| old != k);
+        environment.push((k.clone(), v.clone()));
+    }
+    let mut connects = Vec::new();
+    if let Some(c) = &own {
+        let storages = c
+            .databases
+            .iter()
+            .filter_map(|d| d.storage.as_ref())
+            .chain(c.storages.iter());
+        for st in storages {
+            collect_servers(st, &mut connects);
+        }
+    }
+    let node = NodeSettings {
+        name: p.name.clone(),
+        program,
+        directory: p
+            .directory
+            .as_deref()
+            .or(r.directory.as_deref())
+            .map(|d| absolute(d, bases.cwd)),
+        environment,
+        backoff_limit: p.backoff_limit.unwrap_or(r.backoff_limit),
+        forever: p.forever.unwrap_or(r.forever),
+        exit_codes: p.exit_codes.clone().unwrap_or_else(|| r.exit_codes.clone()),
+        start_test_program: p
+            .start_test_program
+            .clone()
+            .or_else(|| r.start_test_program.clone())
+            .filter(|t| !t.is_empty()),
+        stop_timeout: p.stop_timeout.unwrap_or(r.stop_timeout),
+        umask: p.umask.unwrap_or(r.umask),
+        transcript: absolute(
+            p.transcript
+                .as_deref()
+                .or(r.transcript.as_deref())
+                .unwrap_or("/dev/null"),
+            bases.cwd,
+        ),
+        logfile: p
+            .logfile
+            .as_deref()
+            .or(r.logfile.as_deref())
+            .map(|l| absolute(l, bases.cwd)),
+        after: p.after.clone(),
+        ready_address: own
+            .as_ref()
+            .and_then(|c| c.zeo.as_ref())
+            .map(|z| z.address.clone()),
+    };
+    Ok((node, connects))
+}
+
+/// Do a server's listening address and a client's server address name the
+/// same socket? Local spellings of the host are taken as one.
+fn same_address(server: &SocketAddress, client: &SocketAddress) -> bool {
+    fn local(h: &str) -> &str {
+        match h {
+            "" | "localhost" | "0.0.0.0" | "::" | "::1" | "127.0.0.1" => "127.0.0.1",
+            h => h,
+        }
+    }
+    match (server, client) {
+        (SocketAddress::Unix(a), SocketAddress::Unix(b)) => a == b,
+        (
+            SocketAddress::Inet { host: h1, port: p1 },
+            SocketAddress::Inet { host: h2, port: p2 },
+        ) => p1 == p2 && local(h1) == local(h2),
+        _ => false,
+    }
+}
+
+/// The ZEO servers a storage section connects to.
+fn collect_servers(st: &Storage, out: &mut Vec<SocketAddress>) {
+    match st {
+        Storage::Zeoclient(z) => out.extend(z.server.iter().cloned()),
+        Storage::Clientstorage(c) => out.extend(c.server.iter().cloned()),
+        Storage::Demostorage(d) => d.factories.iter().for_each(|f| collect_servers(f, out)),
+        Storage::Blobstorage(b) => {
+            if let Some(base) = &b.base {
+                collect_servers(base, out);
+            }
+        }
+        _ => {}
     }
 }
 

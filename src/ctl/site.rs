@@ -1,0 +1,369 @@
+//! zdctl actions on a site (several `<program NAME>` nodes under one
+//! zdrun). Each line is worded as zdaemon words it for one program, with
+//! the node's name in front; an action without NAME acts on every node.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::daemon::{Ctl, Wait};
+use super::{Command, EXIT_CHECK_FAILED, EXIT_NOT_RUNNING, EXIT_OK};
+use crate::client::Status;
+
+/// One node as zdrun's `info` reports it.
+#[derive(Clone, Debug)]
+struct NodeInfo {
+    name: String,
+    state: String,
+    pid: Option<i64>,
+}
+
+fn nodes(info: &Value) -> Vec<NodeInfo> {
+    info.get("nodes")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|n| NodeInfo {
+                    name: n["name"].as_str().unwrap_or_default().to_string(),
+                    state: n["state"].as_str().unwrap_or_default().to_string(),
+                    pid: n["pid"].as_i64(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Ctl<'_> {
+    fn info(&self) -> Option<Value> {
+        self.send("info")
+            .and_then(|r| serde_json::from_str::<Value>(&r).ok())
+            .filter(Value::is_object)
+    }
+
+    fn site_nodes(&self) -> Option<Vec<NodeInfo>> {
+        self.info().map(|i| nodes(&i))
+    }
+
+    /// Is `name` one of ours? Prints the complaint if not.
+    fn known(&mut self, name: Option<&String>) -> std::io::Result<bool> {
+        match name {
+            Some(n) if !self.s.nodes.iter().any(|m| &m.name == n) => {
+                writeln!(self.out, "no program named {}", crate::pyrepr::repr_str(n))?;
+                Ok(false)
+            }
+            _ => Ok(true),
+        }
+    }
+
+    /// Wait until every selected node satisfies `done`, printing dots.
+    fn wait_nodes(
+        &mut self,
+        name: Option<&String>,
+        timeout: Option<i64>,
+        gone_is_done: bool,
+        done: impl Fn(&NodeInfo) -> bool,
+    ) -> std::io::Result<Option<u8>> {
+        let t0 = Instant::now();
+        let socket = self.s.socket.clone();
+        self.wait_until(
+            |st| {
+                if let Some(t) = timeout
+                    && t0.elapsed().as_secs_f64() > t as f64 + 1.0
+                {
+                    return Wait::Fail("Program took too long to start", EXIT_CHECK_FAILED);
+                }
+                if st.is_none() {
+                    return if gone_is_done {
+                        Wait::Done
+                    } else {
+                        Wait::NotYet
+                    };
+                }
+                let info = crate::client::send_action(&socket, "info")
+                    .and_then(|r| serde_json::from_str::<Value>(&r).ok());
+                let Some(info) = info else {
+                    return Wait::NotYet;
+                };
+                let all = nodes(&info);
+                let selected = all.iter().filter(|n| name.is_none_or(|m| &n.name == m));
+                if selected.into_iter().all(&done) {
+                    Wait::Done
+                } else {
+                    Wait::NotYet
+                }
+            },
+            None,
+        )
+    }
+
+    fn print_nodes(&mut self, name: Option<&String>, verb: &str) -> std::io::Result<()> {
+        for n in self.site_nodes().unwrap_or_default() {
+            if name.is_some_and(|m| &n.name != m) {
+                continue;
+            }
+            match n.pid {
+                Some(pid) => writeln!(self.out, "{}: daemon process {verb}, pid={pid}", n.name)?,
+                None => writeln!(
+                    self.out,
+                    "{}: daemon process not running; {}",
+                    n.name, n.state
+                )?,
+            }
+        }
+        Ok(())
+    }
+
+    fn site_status(
+        &mut self,
+        st: Option<Status>,
+        name: Option<&String>,
+        json: bool,
+    ) -> std::io::Result<u8> {
+        let info = st.as_ref().and_then(|_| self.info());
+        let Some(info) = info else {
+            if json {
+                writeln!(
+                    self.out,
+                    "{}",
+                    serde_json::json!({"manager": "not running", "nodes": []})
+                )?;
+            } else {
+                writeln!(self.out, "daemon manager not running")?;
+            }
+            return Ok(EXIT_NOT_RUNNING);
+        };
+        if json {
+            let mut v = info.clone();
+            if let Value::Object(map) = &mut v {
+                map.insert("manager".into(), "running".into());
+                if let (Some(name), Some(Value::Array(list))) = (name, map.get_mut("nodes")) {
+                    list.retain(|n| n["name"].as_str() == Some(name.as_str()));
+                }
+            }
+            writeln!(self.out, "{v}")?;
+            return Ok(EXIT_OK);
+        }
+        for n in nodes(&info) {
+            if name.is_some_and(|m| &n.name != m) {
+                continue;
+            }
+            match (n.pid, n.state.as_str()) {
+                (Some(pid), "running") => {
+                    writeln!(self.out, "{}: program running; pid={pid}", n.name)?
+                }
+                (Some(pid), state) => {
+                    writeln!(self.out, "{}: program running; pid={pid}; {state}", n.name)?
+                }
+                (None, state) => {
+                    writeln!(self.out, "{}: daemon process not running; {state}", n.name)?
+                }
+            }
+        }
+        Ok(EXIT_OK)
+    }
+}
+
+pub(super) fn dispatch(
+    ctl: &mut Ctl,
+    command: &Command,
+    st: Option<Status>,
+) -> std::io::Result<u8> {
+    let running = |n: &NodeInfo| n.state == "running";
+    match command {
+        Command::Status { json, extra, .. } => {
+            let name = extra.first();
+            if !ctl.known(name)? {
+                return Ok(EXIT_CHECK_FAILED);
+            }
+            ctl.site_status(st, name, *json)
+        }
+        Command::Start { args } | Command::Restart { args } => {
+            let name = args.first();
+            if !ctl.known(name)? {
+                return Ok(EXIT_CHECK_FAILED);
+            }
+            let restart = matches!(command, Command::Restart { .. });
+            let before: Vec<NodeInfo> = ctl.site_nodes().unwrap_or_default();
+            let mut spawned = None;
+            match &st {
+                None => match ctl.spawn_zdrun(&[]) {
+                    Ok(c) if ctl.s.daemon => spawned = Some(c),
+                    Ok(mut c) => {
+                        let _ = c.wait();
+                        return Ok(EXIT_OK);
+                    }
+                    Err(e) => {
+                        writeln!(ctl.out, "cannot start zdrun: {e}")?;
+                        return Ok(EXIT_CHECK_FAILED);
+                    }
+                },
+                Some(_) => {
+                    let action = if restart { "restart" } else { "start" };
+                    let request = match name {
+                        Some(n) => format!("{action} {n}"),
+                        None => action.to_string(),
+                    };
+                    ctl.send(&request);
+                }
+            }
+            drop(spawned.take().map(|mut c| c.try_wait()));
+            let old: Vec<(String, Option<i64>)> = before
+                .iter()
+                .filter(|_| restart)
+                .map(|n| (n.name.clone(), n.pid))
+                .collect();
+            let timeout = Some(ctl.s.start_timeout);
+            if let Some(code) = ctl.wait_nodes(name, timeout, false, |n| {
+                running(n)
+                    && !old
+                        .iter()
+                        .any(|(m, p)| m == &n.name && p.is_some() && *p == n.pid)
+            })? {
+                return Ok(code);
+            }
+            ctl.print_nodes(name, if restart { "restarted" } else { "started" })?;
+            Ok(EXIT_OK)
+        }
+        Command::Stop { name } => {
+            let name = name.as_ref();
+            if !ctl.known(name)? {
+                return Ok(EXIT_CHECK_FAILED);
+            }
+            if st.is_none() {
+                writeln!(ctl.out, "daemon manager not running")?;
+                return Ok(EXIT_OK);
+            }
+            ctl.send(&match name {
+                Some(n) => format!("stop {n}"),
+                None => "stop".into(),
+            });
+            ctl.wait_nodes(name, None, true, |n| n.pid.is_none())?;
+            match name {
+                Some(n) => writeln!(ctl.out, "{n}: daemon process stopped")?,
+                None => writeln!(ctl.out, "daemon process stopped")?,
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Kill { signal } => {
+            let name = signal.get(1);
+            if !ctl.known(name)? {
+                return Ok(EXIT_CHECK_FAILED);
+            }
+            let sig = signal.first().map(String::as_str).unwrap_or("");
+            for n in ctl.site_nodes().unwrap_or_default() {
+                if name.is_some_and(|m| &n.name != m) {
+                    continue;
+                }
+                let st = crate::client::status(&ctl.s.socket).map(|mut s| {
+                    s.view.application = n.pid.unwrap_or(0) as i32;
+                    s
+                });
+                write!(ctl.out, "{}: ", n.name)?;
+                ctl.kill(st, sig)?;
+            }
+            if st.is_none() {
+                writeln!(ctl.out, "daemon process not running")?;
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Wait => {
+            ctl.wait_nodes(None, None, true, |n| n.pid.is_none())?;
+            writeln!(ctl.out, "daemon process stopped")?;
+            let st = ctl.status();
+            ctl.site_status(st, None, false)?;
+            Ok(EXIT_OK)
+        }
+        Command::Fg { args } => {
+            let Some(name) = args.first() else {
+                writeln!(ctl.out, "fg needs the name of a program in a site")?;
+                return Ok(EXIT_CHECK_FAILED);
+            };
+            if !ctl.known(Some(name))? {
+                return Ok(EXIT_CHECK_FAILED);
+            }
+            let up = ctl
+                .site_nodes()
+                .unwrap_or_default()
+                .iter()
+                .any(|n| &n.name == name && n.pid.is_some());
+            if up {
+                writeln!(
+                    ctl.out,
+                    "To run the program in the foreground, please stop it first."
+                )?;
+                return Ok(EXIT_OK);
+            }
+            let node = ctl.s.nodes.iter().find(|n| &n.name == name).cloned();
+            if let Some(node) = node {
+                let mut argv = node.program.clone();
+                argv.extend(args[1..].iter().cloned());
+                ctl.run_foreground(&argv, &node.environment)?;
+            }
+            Ok(EXIT_OK)
+        }
+        Command::ReopenTranscript => ctl.reopen_transcript(st.as_ref()),
+        Command::Logreopen => {
+            ctl.reopen_transcript(st.as_ref())?;
+            let st = ctl.status();
+            dispatch(
+                ctl,
+                &Command::Kill {
+                    signal: vec!["USR2".into()],
+                },
+                st,
+            )
+        }
+        Command::Logtail { follow, file } => {
+            // In a site the argument may name a program: its logfile.
+            let by_name = file.as_ref().and_then(|f| {
+                let f = f.to_string_lossy();
+                ctl.s
+                    .nodes
+                    .iter()
+                    .find(|n| n.name == f)
+                    .map(|n| n.logfile.clone())
+            });
+            let path = match by_name {
+                Some(Some(p)) => p,
+                Some(None) => {
+                    writeln!(
+                        ctl.out,
+                        "No log file specified for that program; use logtail <logfile>"
+                    )?;
+                    return Ok(EXIT_OK);
+                }
+                None => match file.clone().or_else(|| ctl.s.logfile.clone()) {
+                    Some(p) => p,
+                    None => {
+                        writeln!(
+                            ctl.out,
+                            "No default log file specified; use logtail <logfile>"
+                        )?;
+                        return Ok(EXIT_OK);
+                    }
+                },
+            };
+            if let Err(e) = super::logtail::run(Path::new(&path), *follow, ctl.out) {
+                writeln!(ctl.out, "{e}")?;
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Reload => {
+            if st.is_none() {
+                writeln!(ctl.out, "daemon manager not running")?;
+                return Ok(EXIT_OK);
+            }
+            let reply = ctl.send("reload").unwrap_or_default();
+            ctl.out.write_all(reply.as_bytes())?;
+            Ok(if reply.starts_with("Reloaded") {
+                EXIT_OK
+            } else {
+                EXIT_CHECK_FAILED
+            })
+        }
+        Command::Show { .. } | Command::Check | Command::Help { .. } | Command::Other(_) => {
+            unreachable!("handled before the daemon is consulted")
+        }
+    }
+}
