@@ -258,3 +258,80 @@ fn an_unwritable_transcript_does_not_stop_the_program() {
         "one message per failure, not per write:\n{log}"
     );
 }
+
+#[test]
+fn bad_commands_get_zdaemons_error_replies() {
+    let site = Site::new();
+    site.config("sleep 100", "", "");
+    let pid = start(&site);
+    let manager = site.manager_pid();
+    for (request, reply) in [
+        (
+            &b"help\n"[..],
+            "Unknown command 'help'; 'help' for a list\n",
+        ),
+        (b"exit now\n", "Unknown command 'exit'; 'help' for a list\n"),
+        (b"kill x\n", "Bad signal 'x'\n"),
+        (
+            b"kill 99999\n",
+            "Kill 99999 failed: [Errno 22] Invalid argument\n",
+        ),
+        (b"status\r\n", "status=running\n"),
+    ] {
+        let got = exchange(&site, request);
+        assert!(got.starts_with(reply), "{request:?} -> {got:?}");
+        still_supervising(&site, manager, pid);
+    }
+}
+
+#[test]
+fn a_reply_does_not_wait_for_the_client_to_half_close() {
+    let site = Site::new();
+    site.config("sleep 100", "", "");
+    let pid = start(&site);
+    let mut s = UnixStream::connect(site.sock()).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.write_all(b"status\n").unwrap();
+    // No shutdown: the server answers the line and closes.
+    let mut reply = Vec::new();
+    s.read_to_end(&mut reply).unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.contains(&format!("\napplication={pid}\n")), "{reply}");
+}
+
+#[test]
+fn a_client_stalled_mid_line_does_not_block_others() {
+    let site = Site::new();
+    site.config("sleep 100", "", "");
+    let pid = start(&site);
+    let manager = site.manager_pid();
+    let mut stalled = UnixStream::connect(site.sock()).unwrap();
+    stalled.write_all(b"sta").unwrap();
+    let t0 = Instant::now();
+    still_supervising(&site, manager, pid);
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    // The stalled client can still finish its line.
+    stalled.write_all(b"tus\n").unwrap();
+    stalled.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut reply = Vec::new();
+    stalled.read_to_end(&mut reply).unwrap();
+    assert!(String::from_utf8_lossy(&reply).starts_with("status=running\n"));
+}
+
+#[test]
+fn a_sigkilled_managers_socket_does_not_block_a_new_start() {
+    let site = Site::new();
+    site.config("sleep 100", "", "");
+    let pid = start(&site);
+    let manager = site.manager_pid();
+    assert!(kill(manager, 9));
+    wait_for("manager and program gone", || {
+        !alive(manager) && !alive(pid)
+    });
+    assert!(
+        site.sock().exists(),
+        "a SIGKILLed zdrun cannot remove its socket"
+    );
+    let again = start(&site);
+    assert!(again != pid && alive(again));
+}

@@ -1168,3 +1168,144 @@ fn a_live_manager_is_never_replaced() {
     assert_eq!(site.manager_pid(), manager);
     assert_eq!(site.program_pid(), pid);
 }
+
+#[test]
+fn stop_during_backoff_ends_supervision() {
+    let site = Site::new();
+    site.config(&failing(&site, 1), "", "");
+    start_in_background(&site);
+    let manager = site.manager_pid();
+    // The second back-off lasts 2 s: time enough to stop during it.
+    wait_for("a second back-off", || {
+        let s = site.status();
+        s.get("application").map(String::as_str) == Some("0")
+            && s.get("backoff").map(String::as_str) == Some("2")
+    });
+    let o = site.zdctl(&["stop"]);
+    assert_eq!(undot(&stdout(&o)), "\ndaemon process stopped\n");
+    wait_for("zdrun gone", || !alive(manager));
+    assert_eq!(lines(&site, "spawns").len(), 2, "restarted after stop");
+}
+
+#[test]
+fn start_during_backoff_spawns_at_once() {
+    let site = Site::new();
+    site.config(&failing(&site, 1), "  backoff-limit 100", "");
+    start_in_background(&site);
+    // The delays grow: 1, 2, 3 s. Wait for the third, then start.
+    wait_for("a third back-off", || {
+        let s = site.status();
+        s.get("application").map(String::as_str) == Some("0")
+            && s.get("backoff").map(String::as_str) == Some("3")
+    });
+    let t0 = Instant::now();
+    assert_eq!(site.request(b"start\n"), b"Application started\n");
+    wait_for("a run right after start", || {
+        lines(&site, "spawns").len() >= 4
+    });
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+}
+
+#[test]
+fn restart_escalates_for_a_program_that_ignores_term() {
+    let site = Site::new();
+    let ready = site.path("ready").display().to_string();
+    let program = script(
+        &site,
+        "stubborn.sh",
+        &format!("trap '' TERM\necho > {ready}\nwhile :; do sleep 0.05; done"),
+    );
+    site.config(&program, "  stop-timeout 1", "");
+    let p = start(&site);
+    wait_for("TERM ignored", || site.path("ready").exists());
+    let o = site.zdctl(&["restart"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let q = site.program_pid();
+    assert!(q != 0 && q != p);
+    assert!(!alive(p));
+}
+
+#[test]
+fn a_second_signal_to_zdrun_kills_the_program_at_once() {
+    let site = Site::new();
+    let ready = site.path("ready").display().to_string();
+    let program = script(
+        &site,
+        "stubborn.sh",
+        &format!("trap '' TERM\necho > {ready}\nwhile :; do sleep 0.05; done"),
+    );
+    site.config(&program, "  stop-timeout 100\n  daemon off", "");
+    let mut z = zdrun(&site);
+    wait_for("TERM ignored", || site.path("ready").exists());
+    let pid = site.program_pid();
+    assert!(kill(z.pid(), 15));
+    wait_for("the stop under way", || {
+        site.request(b"start\n") == b"Daemon manager is shutting down\n"
+    });
+    assert!(alive(pid), "TERM was to be ignored");
+    assert!(kill(z.pid(), 15));
+    let status = z.wait_exit("zdrun to exit");
+    assert_eq!(status.code(), Some(0));
+    assert!(!alive(pid));
+}
+
+#[test]
+fn a_long_run_resets_the_backoff() {
+    let site = Site::new();
+    let spawns = site.path("spawns").display().to_string();
+    // Runs 1.5 s, longer than the limit: each exit restarts at once.
+    let program = script(
+        &site,
+        "slow.sh",
+        &format!("date +%s.%N >> {spawns}\nsleep 1.5\nexit 1"),
+    );
+    site.config(&program, "  backoff-limit 1", "");
+    start(&site);
+    wait_for("three runs", || lines(&site, "spawns").len() >= 3);
+    let t = times(&site, "spawns");
+    for w in t.windows(2) {
+        assert!(w[1] - w[0] < 2.4, "a delay after a long run: {t:?}");
+    }
+    assert_eq!(site.status()["backoff"], "0");
+}
+
+#[test]
+fn start_appends_extra_words_to_the_program() {
+    let site = Site::new();
+    let out = site.path("args.out");
+    let program = script(
+        &site,
+        "args.sh",
+        &format!("echo \"$*\" > {}\nexec sleep 100", out.display()),
+    );
+    site.config(&program, "", "");
+    let o = site.zdctl(&["start", "one", "two"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    wait_for("args written", || read(&site, "args.out") == "one two\n");
+    let status = site.status();
+    assert!(status["args"].ends_with(", 'one', 'two']"), "{status:?}");
+    // The daemon's program starts with ours: no warning.
+    let o = site.zdctl(&["status"]);
+    assert_eq!(
+        stdout(&o),
+        format!("program running; pid={}\n", site.program_pid())
+    );
+}
+
+#[test]
+fn zdctl_warns_when_zdrun_runs_another_program() {
+    let site = Site::new();
+    site.config("sleep 100", "", "");
+    let pid = start(&site);
+    site.config("sleep 200", "", "");
+    let o = site.zdctl(&["status"]);
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "WARNING! zdrun is managing a different program!\n\
+             our program   = ['sleep', '200']\n\
+             daemon's args = ['sleep', '100']\n\
+             program running; pid={pid}\n"
+        )
+    );
+}
