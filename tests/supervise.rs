@@ -1309,3 +1309,35 @@ fn zdctl_warns_when_zdrun_runs_another_program() {
         )
     );
 }
+
+#[test]
+fn logtail_of_a_missing_file() {
+    let site = Site::new();
+    site.config("sleep 100", "", "");
+    let missing = site.path("nonexistent.log");
+    let o = site.zdctl(&["logtail", missing.to_str().unwrap()]);
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "[Errno 2] No such file or directory: '{}'\n",
+            missing.display()
+        )
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let o = site.zdctl(&["logtail"]);
+    assert_eq!(
+        stdout(&o),
+        "No default log file specified; use logtail <logfile>\n"
+    );
+}
+
+#[test]
+fn status_json_without_a_manager() {
+    let site = Site::new();
+    site.config("sleep 100", "", "");
+    let o = site.zdctl(&["status", "--json"]);
+    assert_eq!(o.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    assert_eq!(v["state"], "stopped");
+    assert!(v["pid"].is_null() && v["manager_pid"].is_null(), "{v}");
+}
