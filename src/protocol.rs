@@ -38,13 +38,13 @@ pub fn frame(buf: &[u8]) -> Framing {
     }
 }
 
-/// A request line split into words as Python's `str.split()` would.
-/// Bytes that are not UTF-8 are replaced rather than trusted.
+/// A request line split into words as zdrun's `bytes.split()` does (ASCII
+/// whitespace only), each word decoded; bytes that are not UTF-8 are
+/// replaced rather than trusted.
 pub fn split_request(line: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(line)
-        .split(crate::pyrepr::is_space)
+    line.split(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r'))
         .filter(|w| !w.is_empty())
-        .map(str::to_string)
+        .map(|w| String::from_utf8_lossy(w).into_owned())
         .collect()
 }
 

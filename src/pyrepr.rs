@@ -113,3 +113,68 @@ mod tests {
         );
     }
 }
+
+/// First code points of the runs of ten Unicode decimal digits (category
+/// Nd) in Python 3.11's tables: `int()` accepts any of them.
+const DECIMAL_ZEROS: &[u32] = &[
+    0x30, 0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66, 0xAE6, 0xB66, 0xBE6, 0xC66, 0xCE6, 0xD66,
+    0xDE6, 0xE50, 0xED0, 0xF20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90,
+    0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0, 0xFF10,
+    0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0, 0x11650,
+    0x116C0, 0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16AC0, 0x16B50,
+    0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0,
+];
+
+/// The value of a Unicode decimal digit.
+pub fn decimal_digit(c: char) -> Option<u32> {
+    let n = c as u32;
+    let i = DECIMAL_ZEROS.partition_point(|&z| z <= n);
+    let zero = *DECIMAL_ZEROS.get(i.checked_sub(1)?)?;
+    (n - zero < 10).then_some(n - zero)
+}
+
+/// Python's `int(s)`: surrounding whitespace, an optional sign, decimal
+/// digits of any script, single underscores between digits.
+pub fn parse_int(s: &str) -> Option<i64> {
+    let t = strip(s);
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let mut value: i64 = 0;
+    let mut last_underscore = true;
+    for c in digits.chars() {
+        if c == '_' {
+            if last_underscore {
+                return None;
+            }
+            last_underscore = true;
+            continue;
+        }
+        let d = decimal_digit(c)?;
+        value = value.checked_mul(10)?.checked_add(i64::from(d))?;
+        last_underscore = false;
+    }
+    if last_underscore {
+        return None;
+    }
+    Some(if neg { -value } else { value })
+}
+
+#[cfg(test)]
+mod int_tests {
+    use super::*;
+
+    #[test]
+    fn ints_as_python() {
+        assert_eq!(parse_int(" 9 "), Some(9));
+        assert_eq!(parse_int("-1"), Some(-1));
+        assert_eq!(parse_int("1_8"), Some(18));
+        assert_eq!(parse_int("\u{ff11}\u{ff18}"), Some(18));
+        assert_eq!(parse_int("\u{a0}18\u{2003}"), Some(18));
+        for bad in ["x", "_1", "1_", "1__2", "", "-", "1 2"] {
+            assert_eq!(parse_int(bad), None, "{bad:?}");
+        }
+    }
+}

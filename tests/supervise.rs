@@ -1046,8 +1046,27 @@ fn sigint_to_zdrun_stops_the_program_first() {
 }
 
 #[test]
-fn sighup_to_zdrun_stops_the_program_first() {
-    signal_stops_program_then_zdrun(1, "SIGHUP");
+fn sighup_to_zdrun_reloads_and_keeps_an_unchanged_program() {
+    let site = Site::new();
+    site.config("sleep 100", "  daemon off", &eventlog(&site));
+    let _z = zdrun(&site);
+    wait_for("the program", || site.program_pid() != 0);
+    let pid = site.program_pid();
+    assert!(kill(site.manager_pid(), 1));
+    wait_for("the reload", || {
+        read(&site, "events.log").contains("Reloaded: added none; removed none; changed none")
+    });
+    assert_eq!(site.program_pid(), pid, "unchanged program restarted");
+    // A changed program is restarted with the new command line.
+    site.config("sleep 101", "  daemon off", &eventlog(&site));
+    assert!(kill(site.manager_pid(), 1));
+    wait_for("the new program", || {
+        let s = site.status();
+        s.get("args").is_some_and(|a| a == "['sleep', '101']")
+            && s.get("application")
+                .is_some_and(|p| p != "0" && *p != pid.to_string())
+    });
+    assert!(!alive(pid));
 }
 
 /// Children of `parent` in state Z.

@@ -322,7 +322,10 @@ impl Ctl<'_> {
         });
         if let (Some(Value::Object(info)), Value::Object(map)) = (info, &mut v) {
             for (k, val) in info {
-                map.insert(k, val);
+                // A site's fields; a single program has them at the top.
+                if k != "site" && k != "nodes" {
+                    map.insert(k, val);
+                }
             }
         }
         writeln!(self.out, "{v}")?;

@@ -45,6 +45,10 @@ pub fn topic(name: &str) -> Option<&'static [&'static str]> {
             "fg -- an alias for foreground.",
         ],
         "check" => &["check -- Check the configuration file and report errors."],
+        "reload" => &[
+            "reload -- Re-read the configuration file: start added programs,",
+            "          stop removed ones, restart changed ones.",
+        ],
         "help" => &[
             "help          -- Print a list of available actions.",
             "help <action> -- Print help for <action>.",
@@ -61,6 +65,7 @@ const ACTIONS: &[&str] = &[
     "kill",
     "logreopen",
     "logtail",
+    "reload",
     "reopen_transcript",
     "restart",
     "show",
@@ -174,7 +179,7 @@ const SIGNALS: &[(&str, i32)] = &[
 
 /// zdaemon's `name2signal`: a name (any case, `SIG` optional) or number.
 pub fn signal_by_name(arg: &str) -> Option<(&'static str, i32)> {
-    if let Ok(n) = crate::pyrepr::strip(arg).parse::<i64>() {
+    if let Some(n) = crate::pyrepr::parse_int(arg) {
         return SIGNALS
             .iter()
             .find(|(_, v)| i64::from(*v) == n)

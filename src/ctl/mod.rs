@@ -148,10 +148,45 @@ pub enum ShowFormat {
 
 /// Run the client; returns the process exit status.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return ExitCode::from(command_line_error(&e, "zdctl")),
+    };
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
     ExitCode::from(run(&cli, &mut out, &mut err))
+}
+
+/// Report a command-line error as zdaemon's getopt-based parser words it
+/// (`Error: option -Z not recognized`); help and version print as usual.
+pub fn command_line_error(e: &clap::Error, prog: &str) -> u8 {
+    use clap::error::{ContextKind, ErrorKind};
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            return EXIT_OK;
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return EXIT_USAGE;
+        }
+        _ => {}
+    }
+    let msg = match (e.kind(), e.get(ContextKind::InvalidArg)) {
+        (ErrorKind::UnknownArgument, Some(arg)) => {
+            let arg = arg.to_string();
+            let option = arg.split_once('=').map_or(arg.as_str(), |(o, _)| o);
+            format!("option {option} not recognized")
+        }
+        _ => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            first.strip_prefix("error: ").unwrap_or(first).to_string()
+        }
+    };
+    eprintln!("Error: {msg}");
+    eprintln!("For help, use {prog} -h");
+    EXIT_USAGE
 }
 
 /// Load the configuration named on the command line, with overrides.

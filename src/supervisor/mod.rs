@@ -75,7 +75,10 @@ fn usage_error(msg: &str) -> i32 {
 
 /// Entry point of the `zdrun` binary; returns the exit status.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return i32::from(crate::ctl::command_line_error(&e, "zdrun")),
+    };
     let cwd = match std::env::current_dir() {
         Ok(d) => d,
         Err(e) => return usage_error(&format!("cannot read the current directory: {e}")),
@@ -650,26 +653,30 @@ impl Supervisor {
             };
             let _ = stream.set_nonblocking(true);
             let mut conn = Conn::new(stream, Instant::now());
-            if let Some(refusal) = self.refuse(&conn) {
-                conn.reply(&refusal);
-                self.log.warning(refusal.trim_end());
-            } else if self.conns.len() >= server::MAX_CONNECTIONS {
-                conn.reply("Too many connections; try again\n");
+            conn.refusal = self.refuse(&conn);
+            if conn.refusal.is_none() && self.conns.len() >= server::MAX_CONNECTIONS {
+                conn.refusal = Some("Too many connections; try again\n".into());
             }
-            if conn.finished() {
-                continue;
-            }
-            if !conn.answered()
-                && let Input::Line(line) = conn.read()
-            {
-                // The line is often there already: answer at once.
-                match self.dispatch(&line) {
-                    Some(r) => conn.reply(&r),
-                    None => conn.reply_nothing(),
-                }
-            }
+            // The line is often there already: answer at once.
+            self.answer(&mut conn);
             if !conn.finished() {
                 self.conns.push(conn);
+            }
+        }
+    }
+
+    /// Read what the client sent and answer a complete line.
+    fn answer(&mut self, conn: &mut Conn) {
+        if let Input::Line(line) = conn.read() {
+            match conn.refusal.take() {
+                Some(refusal) => {
+                    self.log.warning(refusal.trim_end());
+                    conn.reply(&refusal);
+                }
+                None => match self.dispatch(&line) {
+                    Some(r) => conn.reply(&r),
+                    None => conn.reply_nothing(),
+                },
             }
         }
     }
@@ -692,12 +699,11 @@ impl Supervisor {
         if let Some(e) = self.conns[i].write() {
             self.log.warning(&e);
         }
-        if let Input::Line(line) = self.conns[i].read() {
-            match self.dispatch(&line) {
-                Some(r) => self.conns[i].reply(&r),
-                None => self.conns[i].reply_nothing(),
-            }
-        }
+        let mut conn = self.conns.swap_remove(i);
+        self.answer(&mut conn);
+        self.conns.push(conn);
+        let last = self.conns.len() - 1;
+        self.conns.swap(i, last);
     }
 
     fn expire_conns(&mut self) {
@@ -969,27 +975,10 @@ impl Supervisor {
     }
 }
 
-/// Python's `int(s)` for a command argument: optional sign, digits,
-/// underscores between digits, surrounding whitespace.
+/// Python's `int(s)` for a signal number; out-of-range numbers become
+/// ones kill() rejects, as in Python.
 fn parse_python_int(s: &str) -> Option<i32> {
-    let t = crate::pyrepr::strip(s);
-    let (neg, digits) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    if digits.is_empty()
-        || digits.starts_with('_')
-        || digits.ends_with('_')
-        || digits.contains("__")
-        || !digits.chars().all(|c| c.is_ascii_digit() || c == '_')
-    {
-        return None;
-    }
-    let n: i64 = digits.replace('_', "").parse().ok()?;
-    let n = if neg { -n } else { n };
-    // Out-of-range numbers fail in kill() in Python; here they fail too.
-    Some(n.clamp(i32::MIN as i64, i32::MAX as i64) as i32)
+    crate::pyrepr::parse_int(s).map(|n| n.clamp(i32::MIN as i64, i32::MAX as i64) as i32)
 }
 
 #[cfg(test)]

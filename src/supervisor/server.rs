@@ -102,6 +102,9 @@ pub struct Conn {
     pub deadline: Instant,
     /// The request has been answered (or needs no answer).
     answered: bool,
+    /// Why this peer may not give commands; sent instead of a reply once
+    /// its line is in (replying earlier would reset the connection).
+    pub refusal: Option<String>,
 }
 
 /// What reading from a connection produced.
@@ -121,6 +124,7 @@ impl Conn {
             sent: 0,
             deadline: now + READ_TIMEOUT,
             answered: false,
+            refusal: None,
         }
     }
 
