@@ -41,7 +41,7 @@ fn usage(err: &mut dyn Write, msg: &str) -> std::io::Result<u8> {
 }
 
 /// Load the configuration and resolve the settings the actions need.
-fn settings(cli: &Cli) -> Result<(Settings, Option<PathBuf>), String> {
+pub(super) fn settings(cli: &Cli) -> Result<(Settings, Option<PathBuf>), String> {
     let cwd = std::env::current_dir().map_err(|e| format!("cannot read cwd: {e}"))?;
     let config = super::load(cli).map_err(|errors| errors.join("\n"))?;
     let config_path = cli.config.as_ref().map(|p| cwd.join(p));

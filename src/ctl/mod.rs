@@ -258,7 +258,14 @@ fn check(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result
         writeln!(err, "Error: check needs a configuration file; use -C FILE")?;
         return Ok(EXIT_USAGE);
     };
-    match load(cli) {
+    // A site is also checked as a whole: node configs, inferred order.
+    let loaded = load(cli).and_then(|config| {
+        if config.kind == config::Kind::Site {
+            daemon::settings(cli).map_err(|e| vec![e])?;
+        }
+        Ok(config)
+    });
+    match loaded {
         Ok(config) => {
             writeln!(
                 out,

@@ -178,14 +178,26 @@ impl Settings {
             }
         }
         let index = |name: &str| nodes.iter().position(|n| n.name == name);
+        // ZConfig files are checked with line numbers when loaded; TOML
+        // files are checked here.
+        for (p, n) in config.programs.iter().zip(&nodes) {
+            if let Some(a) = n.after.iter().find(|a| index(a).is_none()) {
+                return Err(format!(
+                    "{}program {} comes after {}, which is not a program here",
+                    source_prefix(&p.source),
+                    n.name,
+                    repr_str(a)
+                ));
+            }
+        }
         let cycle = crate::config::find_cycle(nodes.len(), |i| {
             nodes[i].after.iter().filter_map(|a| index(a)).collect()
         });
         if let Some(cycle) = cycle {
             let names: Vec<&str> = cycle.iter().map(|&i| nodes[i].name.as_str()).collect();
             return Err(format!(
-                "{}: start order has a cycle (counting servers named in node configs): {} -> {}",
-                config.programs[cycle[0]].source,
+                "{}start order has a cycle (counting servers named in node configs): {} -> {}",
+                source_prefix(&config.programs[cycle[0]].source),
                 names.join(" -> "),
                 names[0]
             ));
@@ -200,6 +212,14 @@ impl Settings {
     }
 }
 
+fn source_prefix(source: &str) -> String {
+    if source.is_empty() {
+        String::new()
+    } else {
+        format!("{source}: ")
+    }
+}
+
 /// One site node: the `<program>` keys, else those of the `<runner>` in the
 /// node's own config file, else the defaults. Also returns the addresses
 /// the node's config connects to as a ZEO client.
@@ -208,13 +228,16 @@ fn node_of(
     site: &Config,
     bases: &Bases,
 ) -> Result<(NodeSettings, Vec<SocketAddress>), String> {
-    let own =
-        match &p.config {
-            Some(path) => Some(config::load_file(&absolute(path, bases.cwd)).map_err(|e| {
-                format!("{}: in the config of <program {}>:\n{e}", p.source, p.name)
-            })?),
-            None => None,
-        };
+    let own = match &p.config {
+        Some(path) => Some(config::load_file(&absolute(path, bases.cwd)).map_err(|e| {
+            format!(
+                "{}in the config of program {}:\n{e}",
+                source_prefix(&p.source),
+                p.name
+            )
+        })?),
+        None => None,
+    };
     let defaults = config::Runner::new(Vec::new());
     let r = own
         .as_ref()
@@ -223,8 +246,9 @@ fn node_of(
     let program = p.program.clone().unwrap_or_else(|| r.program.clone());
     if program.is_empty() {
         return Err(format!(
-            "{}: <program {}> has no program, and its config's <runner> names none",
-            p.source, p.name
+            "{}program {} has no program, and its config's <runner> names none",
+            source_prefix(&p.source),
+            p.name
         ));
     }
     let mut environment: Vec<(String, String)> = Vec::new();
