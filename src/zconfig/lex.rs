@@ -121,11 +121,11 @@ pub(super) fn lower_cow<'t, 'a>(s: &'t str, keep: fn(&'t str) -> Cow<'a, str>) -
     }
 }
 
-/// True if `lower(s) == lowered`.
+/// True if `lower(s) == lowered`, where `lowered` is itself the result of
+/// [`lower`] (and so has no ASCII upper case).
 pub(super) fn lowers_to(s: &str, lowered: &str) -> bool {
     if s.is_ascii() {
-        (s == lowered || s.eq_ignore_ascii_case(lowered))
-            && !lowered.bytes().any(|b| b.is_ascii_uppercase())
+        s.eq_ignore_ascii_case(lowered)
     } else {
         lower(s) == lowered
     }
