@@ -89,7 +89,8 @@ pub fn boolean(s: &str) -> Conv<bool> {
     // ('k'), in none of the words.
     WORDS
         .iter()
-        .find(|(w, _)| s.eq_ignore_ascii_case(w))
+        .find(|(w, _)| s == *w)
+        .or_else(|| WORDS.iter().find(|(w, _)| s.eq_ignore_ascii_case(w)))
         .map(|(_, v)| *v)
         .ok_or_else(|| format!("not a valid boolean value: {}", repr_str(s)))
 }

@@ -61,6 +61,7 @@ const MAX_KEYS: usize = 24;
 /// A section's values, matched against a list of declared keys.
 pub(crate) struct Reader<'s, 'a> {
     section: &'s RawSection<'a>,
+    values: &'s [RawValue<'a>],
     keys: &'s [(&'static str, Occurs)],
     /// Per declared key, the first value given for it.
     first: [Option<&'s RawValue<'a>>; MAX_KEYS],
@@ -70,17 +71,18 @@ pub(crate) struct Reader<'s, 'a> {
 }
 
 impl<'s, 'a> Reader<'s, 'a> {
-    /// Check `section`'s values against `keys`, reporting bad, unknown and
+    /// Check `section`'s `values` against `keys`, reporting bad, unknown and
     /// duplicate keys.
     pub fn new(
         section: &'s RawSection<'a>,
+        values: &'s [RawValue<'a>],
         keys: &'s [(&'static str, Occurs)],
         errors: &mut Errors,
     ) -> Self {
         assert!(keys.len() <= MAX_KEYS, "too many keys for a Reader");
         let mut first = [None; MAX_KEYS];
         let mut hint = 0;
-        for v in &section.values {
+        for v in values {
             let key: &str = &v.key;
             // A declared key is a valid basic-key, and so is anything equal
             // to one but for ASCII case: only the others need the check.
@@ -114,6 +116,7 @@ impl<'s, 'a> Reader<'s, 'a> {
         }
         Reader {
             section,
+            values,
             keys,
             first,
             next: Cell::new(0),
@@ -197,7 +200,6 @@ impl<'s, 'a> Reader<'s, 'a> {
             (None, _) => Vec::new(),
             (Some(v), Occurs::Once) => self.convert(v, key, &conv, errors).into_iter().collect(),
             (Some(_), Occurs::Many) => self
-                .section
                 .values
                 .iter()
                 .filter(|v| key.eq_ignore_ascii_case(&v.key))

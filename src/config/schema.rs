@@ -9,7 +9,7 @@ use super::error::ErrorKind;
 use super::model::*;
 use super::reader::{Errors, Occurs, Reader, string};
 use crate::zconfig::hash::FastSet;
-use crate::zconfig::{Document, RawSection};
+use crate::zconfig::{Document, RawSection, RawValue};
 
 use Occurs::{Many, Once};
 
@@ -63,15 +63,16 @@ const ZOPE_KEYS: &[&str] = &[
 ];
 
 /// Decide the kind of a parsed file from its top-level sections and keys.
-pub fn detect_kind(root: &RawSection) -> Kind {
+pub fn detect_kind(doc: &Document) -> Kind {
+    let root = &doc.root;
     let has = |t: &str| root.sections.iter().any(|s| s.type_name == t);
     if has("program") {
         Kind::Site
     } else if has("zeo") {
         Kind::Zeo
     } else if has("zodb_db")
-        || root
-            .values
+        || doc
+            .values_of(root)
             .iter()
             .any(|v| ZOPE_KEYS.iter().any(|z| z.eq_ignore_ascii_case(&v.key)))
     {
@@ -84,18 +85,28 @@ pub fn detect_kind(root: &RawSection) -> Kind {
 }
 
 /// Conversion state for one document.
-pub(crate) struct Cx {
+pub(crate) struct Cx<'d, 'a> {
     pub errors: Errors,
+    /// The document's values.
+    values: &'d [RawValue<'a>],
     /// `%import ZEO` adds `<clientstorage>`.
     zeo_imported: bool,
 }
 
+impl<'d, 'a> Cx<'d, 'a> {
+    /// The values of `s`.
+    fn values_of(&self, s: &RawSection) -> &'d [RawValue<'a>] {
+        s.values.of(self.values)
+    }
+}
+
 /// Convert a parsed document into the typed model, or every error found.
 pub(crate) fn convert(doc: &Document) -> (Config, Errors) {
-    let kind = detect_kind(&doc.root);
+    let kind = detect_kind(doc);
     let _cache = dt::cache_dir_checks();
     let mut cx = Cx {
         errors: Errors::new(&doc.files),
+        values: &doc.values,
         zeo_imported: false,
     };
     for (package, loc) in &doc.imports {
@@ -194,7 +205,7 @@ fn top_level(root: &RawSection, kind: Kind, cx: &mut Cx) -> Config {
     };
     match kind {
         Kind::Zdaemon => {
-            Reader::new(root, &[], &mut cx.errors);
+            Reader::new(root, cx.values_of(root), &[], &mut cx.errors);
             let slots = [
                 slot(&["runner"], Once),
                 slot(&["environment"], Once),
@@ -225,7 +236,7 @@ fn top_level(root: &RawSection, kind: Kind, cx: &mut Cx) -> Config {
             check_order(&m[3], &config.programs, cx);
         }
         Kind::Zeo => {
-            Reader::new(root, &[], &mut cx.errors);
+            Reader::new(root, cx.values_of(root), &[], &mut cx.errors);
             let slots = [
                 slot(&["zeo"], Once),
                 slot(&["runner"], Once),
@@ -242,7 +253,7 @@ fn top_level(root: &RawSection, kind: Kind, cx: &mut Cx) -> Config {
             config.eventlog = m[3].first().map(|s| eventlog(s, cx));
         }
         Kind::Zodb => {
-            Reader::new(root, &[], &mut cx.errors);
+            Reader::new(root, cx.values_of(root), &[], &mut cx.errors);
             let m = match_sections(root, &[slot(&["zodb"], Many)], cx, None);
             if m[0].is_empty() {
                 not_enough(root, "zodb.database", cx);
@@ -262,8 +273,8 @@ fn top_level(root: &RawSection, kind: Kind, cx: &mut Cx) -> Config {
             config.environment = m[1].first().map(|s| environment(s, cx)).unwrap_or_default();
             config.eventlog = m[2].first().map(|s| eventlog(s, cx));
             config.databases = m[3].iter().map(|s| database(s, cx)).collect();
-            let mut zope = untyped(root);
-            zope.sections = other.iter().copied().map(untyped).collect();
+            let mut zope = untyped(root, cx.values);
+            zope.sections = other.iter().map(|s| untyped(s, cx.values)).collect();
             config.zope = Some(zope);
         }
     }
@@ -301,9 +312,9 @@ fn not_enough(container: &RawSection, type_name: &str, cx: &mut Cx) {
     cx.errors.push(container.end, kind, container);
 }
 
-fn untyped(s: &RawSection) -> Untyped {
+fn untyped(s: &RawSection, values: &[RawValue]) -> Untyped {
     let mut keys: indexmap::IndexMap<String, Vec<String>> = indexmap::IndexMap::new();
-    for v in &s.values {
+    for v in s.values.of(values) {
         let k = v.key.to_ascii_lowercase();
         keys.entry(k).or_default().push(v.value.to_string());
     }
@@ -314,7 +325,7 @@ fn untyped(s: &RawSection) -> Untyped {
         keys,
         // The top level's sections are matched by the caller first.
         sections: if nested {
-            s.sections.iter().map(untyped).collect()
+            s.sections.iter().map(|c| untyped(c, values)).collect()
         } else {
             Vec::new()
         },
@@ -353,7 +364,7 @@ fn runner_of(s: &RawSection, program_required: bool, cx: &mut Cx) -> Runner {
         ("transcript", Once),
         ("prompt", Once),
     ];
-    let r = Reader::new(s, KEYS, &mut cx.errors);
+    let r = Reader::new(s, cx.values_of(s), KEYS, &mut cx.errors);
     let m = match_sections(s, &[slot(LOG_TYPES, Once)], cx, None);
     let e = &mut cx.errors;
     let mut runner = Runner {
@@ -510,7 +521,7 @@ pub fn find_cycle(n: usize, edges: impl Fn(usize) -> Vec<usize>) -> Option<Vec<u
 fn environment(s: &RawSection, cx: &mut Cx) -> indexmap::IndexMap<String, String> {
     // keytype "string": names are kept exactly as written.
     let mut map = indexmap::IndexMap::new();
-    for v in &s.values {
+    for v in cx.values_of(s) {
         if map.contains_key(&*v.key) {
             let kind = ErrorKind::TooManyValues(v.key.to_string());
             cx.errors.push(v.pos, kind, s);
@@ -529,7 +540,7 @@ fn eventlog(s: &RawSection, cx: &mut Cx) -> EventLog {
     } else {
         &[("level", Once)]
     };
-    let r = Reader::new(s, keys, &mut cx.errors);
+    let r = Reader::new(s, cx.values_of(s), keys, &mut cx.errors);
     let m = match_sections(s, &[slot(HANDLER_TYPES, Many)], cx, None);
     let e = &mut cx.errors;
     let mut log = EventLog {
@@ -581,7 +592,7 @@ fn handler(s: &RawSection, cx: &mut Cx) -> Handler {
         ("arbitrary-fields", Once),
         ("format", Once),
     ]);
-    let r = Reader::new(s, &keys, &mut cx.errors);
+    let r = Reader::new(s, cx.values_of(s), &keys, &mut cx.errors);
     match_sections(s, &[], cx, None);
     let e = &mut cx.errors;
     let default_format = match &s.type_name[..] {
@@ -693,7 +704,7 @@ fn zeo(s: &RawSection, cx: &mut Cx) -> Zeo {
         ("client-conflict-resolution", Once),
         ("msgpack", Once),
     ];
-    let r = Reader::new(s, KEYS, &mut cx.errors);
+    let r = Reader::new(s, cx.values_of(s), KEYS, &mut cx.errors);
     let m = match_sections(s, &[slot(&["ssl"], Once)], cx, None);
     let e = &mut cx.errors;
     let mut z = Zeo {
@@ -711,6 +722,7 @@ fn zeo(s: &RawSection, cx: &mut Cx) -> Zeo {
     z.ssl = m[0].first().map(|s| {
         let r = Reader::new(
             s,
+            cx.values_of(s),
             &[
                 ("certificate", Once),
                 ("key", Once),
@@ -738,6 +750,7 @@ fn storage(s: &RawSection, cx: &mut Cx) -> Storage {
         "filestorage" => {
             let r = Reader::new(
                 s,
+                cx.values_of(s),
                 &[
                     ("path", Once),
                     ("blob-dir", Once),
@@ -765,7 +778,7 @@ fn storage(s: &RawSection, cx: &mut Cx) -> Storage {
             })
         }
         "mappingstorage" => {
-            let r = Reader::new(s, &[("name", Once)], &mut cx.errors);
+            let r = Reader::new(s, cx.values_of(s), &[("name", Once)], &mut cx.errors);
             match_sections(s, &[], cx, None);
             Storage::Mappingstorage(MappingStorage {
                 section_name: name,
@@ -773,7 +786,7 @@ fn storage(s: &RawSection, cx: &mut Cx) -> Storage {
             })
         }
         "demostorage" => {
-            let r = Reader::new(s, &[("name", Once)], &mut cx.errors);
+            let r = Reader::new(s, cx.values_of(s), &[("name", Once)], &mut cx.errors);
             let m = match_sections(s, &[slot(STORAGE_TYPES, Many)], cx, None);
             let n = r.opt("name", string, &mut cx.errors);
             Storage::Demostorage(DemoStorage {
@@ -783,7 +796,7 @@ fn storage(s: &RawSection, cx: &mut Cx) -> Storage {
             })
         }
         "blobstorage" => {
-            let r = Reader::new(s, &[("blob-dir", Once)], &mut cx.errors);
+            let r = Reader::new(s, cx.values_of(s), &[("blob-dir", Once)], &mut cx.errors);
             let m = match_sections(s, &[slot(STORAGE_TYPES, Once)], cx, None);
             let blob_dir = r.req("blob-dir", string, &mut cx.errors);
             Storage::Blobstorage(BlobStorage {
@@ -797,6 +810,7 @@ fn storage(s: &RawSection, cx: &mut Cx) -> Storage {
         _ => {
             let r = Reader::new(
                 s,
+                cx.values_of(s),
                 &[
                     ("envdir", Once),
                     ("interval", Once),
@@ -845,6 +859,7 @@ fn servers(r: &Reader, s: &RawSection, e: &mut Errors) -> Vec<SocketAddress> {
 fn zeoclient(s: &RawSection, cx: &mut Cx) -> Storage {
     let r = Reader::new(
         s,
+        cx.values_of(s),
         &[
             ("server", Many),
             ("blob-dir", Once),
@@ -899,6 +914,7 @@ fn zeoclient(s: &RawSection, cx: &mut Cx) -> Storage {
 fn clientstorage(s: &RawSection, cx: &mut Cx) -> Storage {
     let r = Reader::new(
         s,
+        cx.values_of(s),
         &[
             ("server", Many),
             ("cache-size", Once),
@@ -940,6 +956,7 @@ fn clientstorage(s: &RawSection, cx: &mut Cx) -> Storage {
     c.ssl = m[0].first().map(|s| {
         let r = Reader::new(
             s,
+            cx.values_of(s),
             &[
                 ("certificate", Once),
                 ("key", Once),
@@ -988,7 +1005,7 @@ fn database(s: &RawSection, cx: &mut Cx) -> Database {
             ("connection-class", Once),
         ]);
     }
-    let r = Reader::new(s, &keys, &mut cx.errors);
+    let r = Reader::new(s, cx.values_of(s), &keys, &mut cx.errors);
     let m = match_sections(s, &[slot(STORAGE_TYPES, Once)], cx, None);
     let e = &mut cx.errors;
     // Zope's schema requires every database to say where it is mounted.

@@ -76,10 +76,27 @@ static NAME_STOP: [bool; 256] = {
     t
 };
 
+/// True if a word may hold a byte that ends a name: a control character
+/// or space (below 0x21), a parenthesis, or a non-ASCII byte.
+fn word_may_end_name(w: u64) -> bool {
+    let low = w.wrapping_sub(LO * 0x21) & !w & HI;
+    let open = zero_byte(w ^ (LO * u64::from(b'(')));
+    let close = zero_byte(w ^ (LO * u64::from(b')')));
+    (low | open | close | (w & HI)) != 0
+}
+
 /// Byte length of the ZConfig name (`[^\s()]+`) at the start of `s`.
 pub(super) fn name_len(s: &str) -> usize {
     let b = s.as_bytes();
     let mut i = 0;
+    // Skip whole words of name bytes, then find the end bytewise.
+    while i + 8 <= b.len()
+        && !word_may_end_name(u64::from_le_bytes(
+            b[i..i + 8].try_into().expect("eight bytes"),
+        ))
+    {
+        i += 8;
+    }
     while i < b.len() && !NAME_STOP[usize::from(b[i])] {
         i += 1;
     }
@@ -121,11 +138,11 @@ pub(super) fn lower_cow<'t, 'a>(s: &'t str, keep: fn(&'t str) -> Cow<'a, str>) -
     }
 }
 
-/// True if `lower(s) == lowered`.
+/// True if `lower(s) == lowered`, where `lowered` is itself the result of
+/// [`lower`] (and so has no ASCII upper case).
 pub(super) fn lowers_to(s: &str, lowered: &str) -> bool {
     if s.is_ascii() {
-        (s == lowered || s.eq_ignore_ascii_case(lowered))
-            && !lowered.bytes().any(|b| b.is_ascii_uppercase())
+        s == lowered || s.eq_ignore_ascii_case(lowered)
     } else {
         lower(s) == lowered
     }
@@ -174,5 +191,12 @@ mod tests {
         assert_eq!(name_len("é(x) 1"), 2);
         assert_eq!(name_len("ü\u{a0}2"), 2);
         assert_eq!(name_len("k\u{1c}v"), 1);
+        // Words of name bytes are skipped whole; control characters that
+        // are not spaces belong to the name.
+        assert_eq!(name_len("a-long-key-name-here value"), 20);
+        assert_eq!(name_len("abcdefgh\u{1}ijk(l"), 12);
+        assert_eq!(name_len("abcdefghijklmnop"), 16);
+        assert_eq!(name_len("abcdefgh)"), 8);
+        assert_eq!(name_len("abcdefghé "), 10);
     }
 }

@@ -42,6 +42,20 @@ pub struct RawValue<'a> {
     pub pos: Pos,
 }
 
+/// A run of [`Document::values`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Span {
+    /// This run of `all`.
+    pub fn of<T>(self, all: &[T]) -> &[T] {
+        &all[self.start..self.end]
+    }
+}
+
 /// A section (`<type name> ... </type>`) or the top level of a file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawSection<'a> {
@@ -49,7 +63,9 @@ pub struct RawSection<'a> {
     pub type_name: Cow<'a, str>,
     /// Lower-cased name, if any.
     pub name: Option<Cow<'a, str>>,
-    pub values: Vec<RawValue<'a>>,
+    /// The section's own values, in file order; [`Document::values_of`]
+    /// gives them.
+    pub values: Span,
     pub sections: Vec<RawSection<'a>>,
     /// The start tag's line (for the top level: line 1 of the main file).
     pub start: Pos,
@@ -73,15 +89,7 @@ impl RawSection<'_> {
         RawSection {
             type_name: Cow::Owned(self.type_name.into_owned()),
             name: self.name.map(|n| Cow::Owned(n.into_owned())),
-            values: self
-                .values
-                .into_iter()
-                .map(|v| RawValue {
-                    key: Cow::Owned(v.key.into_owned()),
-                    value: Cow::Owned(v.value.into_owned()),
-                    pos: v.pos,
-                })
-                .collect(),
+            values: self.values,
             sections: self.sections.into_iter().map(|s| s.into_owned()).collect(),
             start: self.start,
             end: self.end,
@@ -93,6 +101,9 @@ impl RawSection<'_> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Document<'a> {
     pub root: RawSection<'a>,
+    /// Every section's values, each section's together (see
+    /// [`RawSection::values`]).
+    pub values: Vec<RawValue<'a>>,
     /// `%import PACKAGE` directives, in order.
     pub imports: Vec<(String, Location)>,
     /// The main file and every included file, in the order they were read;
@@ -100,7 +111,12 @@ pub struct Document<'a> {
     pub files: Vec<Arc<Path>>,
 }
 
-impl Document<'_> {
+impl<'a> Document<'a> {
+    /// The values of `section`, one of this document's sections.
+    pub fn values_of(&self, section: &RawSection) -> &[RawValue<'a>] {
+        section.values.of(&self.values)
+    }
+
     /// The file and line `pos` stands for.
     pub fn location(&self, pos: Pos) -> Location {
         location(&self.files, pos)
@@ -110,6 +126,15 @@ impl Document<'_> {
     pub fn into_owned(self) -> Document<'static> {
         Document {
             root: self.root.into_owned(),
+            values: self
+                .values
+                .into_iter()
+                .map(|v| RawValue {
+                    key: Cow::Owned(v.key.into_owned()),
+                    value: Cow::Owned(v.value.into_owned()),
+                    pos: v.pos,
+                })
+                .collect(),
             imports: self.imports,
             files: self.files,
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::lex::{lower, lower_cow, lowers_to, name_len, scan_line, strip_ascii, trim_start_space};
 use super::substitute::{Defines, Environment, ProcessEnv, is_name, substitute, substitute_into};
-use super::{Document, Location, Pos, RawSection, RawValue, SyntaxError, SyntaxErrorKind};
+use super::{Document, Location, Pos, RawSection, RawValue, Span, SyntaxError, SyntaxErrorKind};
 use crate::pyrepr::{is_space, strip};
 
 /// Configuration files are small; anything bigger is a mistake.
@@ -66,6 +66,9 @@ pub(crate) fn parse_str_with_env<'a>(
             sections: 0,
         }],
         values: Vec::new(),
+        // Typical files hold a value every few dozen bytes; sizing the
+        // arena once spares copying it as it grows.
+        arena: Vec::with_capacity(text.len() / 32),
         done: Vec::new(),
         imports: Vec::new(),
         files: vec![file.clone()],
@@ -84,6 +87,7 @@ pub(crate) fn parse_str_with_env<'a>(
     if p.errors.is_empty() {
         Ok(Document {
             root,
+            values: p.arena,
             imports: p.imports,
             files: p.files,
         })
@@ -149,6 +153,8 @@ struct Parser<'a, 'e> {
     frames: Vec<Frame<'a>>,
     /// Values of the open sections, innermost section's last.
     values: Vec<RawValue<'a>>,
+    /// Values of closed sections, each section's together.
+    arena: Vec<RawValue<'a>>,
     /// Closed sections whose container is still open, innermost's last.
     done: Vec<RawSection<'a>>,
     imports: Vec<(String, Location)>,
@@ -203,7 +209,7 @@ impl<'a> Parser<'a, '_> {
         RawSection {
             type_name: root.type_name,
             name: root.name,
-            values: std::mem::take(&mut self.values),
+            values: self.keep_values(root.values),
             sections: std::mem::take(&mut self.done),
             start: root.start,
             end,
@@ -315,13 +321,23 @@ impl<'a> Parser<'a, '_> {
         self.base_stack.last().copied().unwrap_or(1)
     }
 
+    /// Move the values from `start` on (a section's) to the arena.
+    fn keep_values(&mut self, start: usize) -> Span {
+        let first = self.arena.len();
+        self.arena.extend(self.values.drain(start..));
+        Span {
+            start: first,
+            end: self.arena.len(),
+        }
+    }
+
     /// Close the innermost open section at `end`.
     fn close(&mut self, end: Pos) {
         let frame = self.frames.pop().expect("close() needs an open section");
         let section = RawSection {
             type_name: frame.type_name,
             name: frame.name,
-            values: self.values.drain(frame.values..).collect(),
+            values: self.keep_values(frame.values),
             sections: self.done.drain(frame.sections..).collect(),
             start: frame.start,
             end,

@@ -98,25 +98,25 @@ fn tree_shape_and_case_rules() {
     )
     .unwrap();
     let root = &doc.root;
-    assert_eq!(root.values[0].key, "Key");
-    assert_eq!(root.values[0].value, "/srv/a /srvb $");
+    let values = |s| doc.values_of(s);
+    assert_eq!(values(root)[0].key, "Key");
+    assert_eq!(values(root)[0].value, "/srv/a /srvb $");
     let sec = &root.sections[0];
     assert_eq!(
         (&*sec.type_name, sec.name.as_deref()),
         ("sec", Some("main"))
     );
-    assert_eq!(sec.values[0].value, "x # not a comment");
+    assert_eq!(values(sec)[0].value, "x # not a comment");
     assert_eq!((sec.start.line, sec.end.line), (3, 6));
     assert_eq!(sec.sections[0].type_name, "sub");
-    assert_eq!(root.sections[1].values[0].value, "/home/zd");
+    assert_eq!(values(&root.sections[1])[0].value, "/home/zd");
 }
 
 #[test]
 fn key_value_quirks() {
     let doc = parse("a(b) x\nc\nd = 1\ne foo \\\n").unwrap();
     let kv: HashMap<&str, &str> = doc
-        .root
-        .values
+        .values_of(&doc.root)
         .iter()
         .map(|v| (&*v.key, &*v.value))
         .collect();
@@ -137,11 +137,12 @@ fn includes_resolve_relative_and_detect_cycles() {
     let text = "<s>\n%include sub/inc.conf\n</s>\nk $later\n";
     std::fs::write(&main, text).unwrap();
     let doc = parse_str_with_env(text, &main, &NoEnv).unwrap();
-    assert_eq!(doc.root.sections[0].values[0].key, "k2");
-    let pos = doc.root.sections[0].values[0].pos;
+    let inner = &doc.values_of(&doc.root.sections[0])[0];
+    assert_eq!(inner.key, "k2");
+    let pos = inner.pos;
     assert_eq!(pos.line, 2);
     assert!(doc.location(pos).file.ends_with("sub/inc.conf"));
-    assert_eq!(doc.root.values[0].value, "yes");
+    assert_eq!(doc.values_of(&doc.root)[0].value, "yes");
 
     let text = "a 1\n%include sub/loop.conf\n";
     std::fs::write(&main, text).unwrap();
@@ -185,10 +186,11 @@ fn endless_includes_are_cut_off() {
 #[test]
 fn non_ascii_keys_stop_at_parentheses_and_unicode_space() {
     let doc = parse("é(x) 1\nü\u{a0}2\n").unwrap();
-    assert_eq!(doc.root.values[0].key, "é");
-    assert_eq!(doc.root.values[0].value, "(x) 1");
-    assert_eq!(doc.root.values[1].key, "ü");
-    assert_eq!(doc.root.values[1].value, "2");
+    let values = doc.values_of(&doc.root);
+    assert_eq!(values[0].key, "é");
+    assert_eq!(values[0].value, "(x) 1");
+    assert_eq!(values[1].key, "ü");
+    assert_eq!(values[1].value, "2");
 }
 
 #[test]
