@@ -217,7 +217,7 @@ fn top_level(root: &RawSection, kind: Kind, cx: &mut Cx) -> Config {
             config.eventlog = m[2].first().map(|s| eventlog(s, cx));
         }
         Kind::Site => {
-            Reader::new(root, &[], &mut cx.errors);
+            Reader::new(root, cx.values_of(root), &[], &mut cx.errors);
             let slots = [
                 slot(&["runner"], Once),
                 slot(&["environment"], Once),
@@ -415,7 +415,7 @@ fn program(s: &RawSection, cx: &mut Cx) -> Program {
         ("logfile", Once),
         ("transcript", Once),
     ];
-    let r = Reader::new(s, KEYS, &mut cx.errors);
+    let r = Reader::new(s, cx.values_of(s), KEYS, &mut cx.errors);
     let m = match_sections(s, &[slot(&["environment"], Once)], cx, None);
     let e = &mut cx.errors;
     let name = name_of(s);
