@@ -94,8 +94,10 @@ fn times(site: &Site, name: &str) -> Vec<f64> {
         .collect()
 }
 
-/// The single timestamp in `name`.
+/// The single timestamp in `name`, once the program has written it (a
+/// node counts as running from its spawn, before its first line).
 fn time_of(site: &Site, name: &str) -> f64 {
+    wait_for(name, || !read(site, name).trim().is_empty());
     let t = times(site, name);
     assert_eq!(t.len(), 1, "one timestamp in {name}: {t:?}");
     t[0]

@@ -4,7 +4,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use super::datatypes::level_name;
-use super::model::{Config, EventLog, Handler, Runner};
+use super::model::{Config, EventLog, Handler, Program, Runner};
 use crate::pyrepr::{repr_list, repr_str};
 
 /// The canonical JSON view: the runner, environment, event log summary and
@@ -16,6 +16,9 @@ pub struct Canonical<'a> {
     pub eventlog: Option<CanonicalEventLog<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zeo: Option<CanonicalZeo>,
+    /// A site's nodes, as written (only for sites).
+    #[serde(skip_serializing_if = "<[Program]>::is_empty")]
+    pub programs: &'a [Program],
 }
 
 /// Every runner key, hyphenated; the nested event log is summarised in
@@ -98,6 +101,7 @@ pub fn canonical(config: &Config) -> Canonical<'_> {
             address: z.address.to_string(),
             read_only: z.read_only,
         }),
+        programs: &config.programs,
     }
 }
 

@@ -98,6 +98,11 @@ pub fn run(
 ) -> std::io::Result<u8> {
     let (s, config_path) = match settings(cli) {
         Ok(v) => v,
+        // zdrun would refuse this file too; say so as a reload would.
+        Err(e) if matches!(command, Command::Reload) => {
+            writeln!(out, "Reload failed; nothing changed:\n{e}")?;
+            return Ok(EXIT_CHECK_FAILED);
+        }
         Err(e) => return usage(err, &e),
     };
     let mut ctl = Ctl {

@@ -120,8 +120,13 @@ fn load_settings(cli: &Cli, cwd: &Path) -> Result<Settings, String> {
         config_dir: cli.config.as_ref().map(|_| config_dir.as_path()),
         socket_from_cli: cli.overrides.socket_name.is_some(),
     };
-    Settings::from_config(&config, &bases)
-        .map_err(|_| "no program specified (use positional args)".to_string())
+    Settings::from_config(&config, &bases).map_err(|e| {
+        if e.starts_with("no program specified") {
+            "no program specified (use positional args)".to_string()
+        } else {
+            e
+        }
+    })
 }
 
 /// Re-reads the settings for `reload`.
@@ -245,6 +250,11 @@ fn resolve_files(s: &Settings) -> Result<Vec<PathBuf>, String> {
 }
 
 fn new_transcript(path: &Path, log: &mut Logger) -> Option<Transcript> {
+    // Output to /dev/null needs no pipe: the program inherits zdrun's
+    // stdio, which is /dev/null in daemon mode. Saves two fds per node.
+    if path == Path::new("/dev/null") {
+        return None;
+    }
     match Transcript::new(path) {
         Ok((t, err)) => {
             if let Some(e) = err {
@@ -273,6 +283,19 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
     let mut log = Logger::new(settings.eventlog.as_ref());
     if let Some(e) = log.open_errors.first() {
         return usage_error(e);
+    }
+    // A site of many nodes needs many descriptors (pipes, clients).
+    if let Ok((soft, hard)) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        // Programs get the limit zdrun was given, not the raised one.
+        spawn::CHILD_NOFILE.store(soft, std::sync::atomic::Ordering::Relaxed);
+        let _ = nix::sys::resource::setrlimit(
+            nix::sys::resource::Resource::RLIMIT_NOFILE,
+            hard.min(65536).max(soft),
+            hard,
+        );
     }
     // Orphans of the program become ours to reap, so none stay zombies.
     #[cfg(target_os = "linux")]

@@ -1,13 +1,22 @@
 //! Starting the program (and its start test) as a child of zdrun.
+//!
+//! Plain fork and exec, without waiting for the exec to succeed (as
+//! `std::process::Command` does): a site starts a thousand programs in one
+//! pass, and a failed exec is reported the zdaemon way, as exit status 127
+//! with the reason on the program's stderr.
 
-use std::os::fd::OwnedFd;
-use std::os::unix::process::CommandExt;
+use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use nix::sys::signal::Signal;
+use nix::sys::signal::{SigHandler, Signal};
 use nix::sys::stat::Mode;
-use nix::unistd::Pid;
+use nix::unistd::{ForkResult, Pid};
+
+/// The soft descriptor limit to give children (0: leave it), when zdrun
+/// raised its own.
+pub static CHILD_NOFILE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// How to start one child.
 pub struct Spec<'a> {
@@ -20,41 +29,124 @@ pub struct Spec<'a> {
     pub output: Option<&'a OwnedFd>,
 }
 
+fn cstring(bytes: &[u8]) -> std::io::Result<CString> {
+    CString::new(bytes).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "argument or environment contains a NUL byte",
+        )
+    })
+}
+
+/// zdrun's own environment, read once: it does not change while it runs.
+fn base_environment() -> &'static [(OsString, OsString)] {
+    static BASE: std::sync::OnceLock<Vec<(OsString, OsString)>> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| std::env::vars_os().collect())
+}
+
+/// zdrun's environment with `overrides` applied, as `NAME=value` strings.
+fn environment(overrides: &[(String, String)]) -> std::io::Result<Vec<CString>> {
+    let mut vars: Vec<(OsString, OsString)> = base_environment().to_vec();
+    for (k, v) in overrides {
+        vars.retain(|(name, _)| name.as_os_str() != OsStr::new(k));
+        vars.push((k.into(), v.into()));
+    }
+    vars.into_iter()
+        .map(|(k, v)| {
+            let mut entry = k.into_vec();
+            entry.push(b'=');
+            entry.extend(v.into_vec());
+            cstring(&entry)
+        })
+        .collect()
+}
+
 /// Fork and exec. The child gets its own process group (so `stop` reaches
 /// everything it started), stdin from /dev/null, and dies with zdrun.
 pub fn spawn(spec: &Spec) -> std::io::Result<Pid> {
-    let mut cmd = Command::new(spec.file);
-    if let Some((first, rest)) = spec.argv.split_first() {
-        cmd.arg0(first).args(rest);
-    }
-    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .process_group(0);
-    if let Some(dir) = spec.directory {
-        cmd.current_dir(dir);
-    }
-    if let Some(fd) = spec.output {
-        cmd.stdout(Stdio::from(fd.try_clone()?));
-        cmd.stderr(Stdio::from(fd.try_clone()?));
-    }
-    let parent = nix::unistd::getpid();
+    // Everything the child needs is prepared before the fork.
+    let file = cstring(spec.file.as_os_str().as_bytes())?;
+    let argv: Vec<CString> = spec
+        .argv
+        .iter()
+        .map(|a| cstring(a.as_bytes()))
+        .collect::<Result<_, _>>()?;
+    let envp = environment(spec.env)?;
+    let dir = spec
+        .directory
+        .map(|d| cstring(d.as_os_str().as_bytes()))
+        .transpose()?;
+    static NULL: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+    let null = match NULL.get() {
+        Some(f) => f,
+        None => {
+            let f = std::fs::OpenOptions::new().read(true).open("/dev/null")?;
+            NULL.get_or_init(|| f)
+        }
+    };
     let umask = Mode::from_bits_truncate(spec.umask as nix::libc::mode_t);
-    // SAFETY: the closure runs in the forked child before exec and only
-    // makes async-signal-safe system calls (prctl, getppid, umask, _exit).
-    unsafe {
-        cmd.pre_exec(move || {
-            // A SIGKILLed zdrun must not leave the program behind.
-            #[cfg(target_os = "linux")]
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-            if nix::unistd::getppid() != parent {
-                // zdrun died between fork and prctl.
-                nix::libc::_exit(1);
-            }
-            nix::sys::stat::umask(umask);
-            Ok(())
-        });
+    let nofile = CHILD_NOFILE.load(std::sync::atomic::Ordering::Relaxed);
+    let failure = format!("can't exec '{}': ", spec.file.display());
+    let parent = nix::unistd::getpid();
+    // SAFETY: zdrun is single-threaded, so the child starts with no lock
+    // held by another thread; it only makes system calls and then execs
+    // or exits with _exit, never returning into the caller.
+    match unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)? {
+        ForkResult::Parent { child } => Ok(child),
+        ForkResult::Child => {
+            let errno = child_setup(spec.output, null, dir.as_deref(), umask, nofile, parent)
+                .err()
+                .unwrap_or_else(|| {
+                    nix::unistd::execve(&file, &argv, &envp)
+                        .err()
+                        .unwrap_or(nix::errno::Errno::UnknownErrno)
+                });
+            // Reaches the transcript, as zdaemon's message does.
+            let msg = format!("{failure}{}\n", std::io::Error::from(errno));
+            let _ = nix::unistd::write(std::io::stderr(), msg.as_bytes());
+            // SAFETY: _exit ends the child without running the parent's
+            // destructors or atexit handlers.
+            unsafe { nix::libc::_exit(127) }
+        }
     }
-    let child = cmd.spawn()?;
-    // Reaping is done with waitpid on SIGCHLD; the handle is not needed.
-    Ok(Pid::from_raw(child.id() as i32))
+}
+
+/// In the child, before exec: process group, death signal, stdio,
+/// directory, umask, descriptor limit, default signal dispositions.
+fn child_setup(
+    output: Option<&OwnedFd>,
+    null: &std::fs::File,
+    dir: Option<&std::ffi::CStr>,
+    umask: Mode,
+    nofile: u64,
+    parent: Pid,
+) -> nix::Result<()> {
+    nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
+    // A SIGKILLed zdrun must not leave the program behind.
+    #[cfg(target_os = "linux")]
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+    if nix::unistd::getppid() != parent {
+        // zdrun died between fork and prctl.
+        // SAFETY: as above, _exit in the child.
+        unsafe { nix::libc::_exit(1) }
+    }
+    nix::unistd::dup2_stdin(null.as_fd())?;
+    if let Some(fd) = output {
+        nix::unistd::dup2_stdout(fd.as_fd())?;
+        nix::unistd::dup2_stderr(fd.as_fd())?;
+    }
+    if let Some(dir) = dir {
+        nix::unistd::chdir(dir)?;
+    }
+    nix::sys::stat::umask(umask);
+    if nofile != 0 {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+        setrlimit(Resource::RLIMIT_NOFILE, nofile, hard)?;
+    }
+    // Ignored signals stay ignored across exec; zdrun ignores SIGPIPE.
+    // Handlers are reset by exec itself.
+    // SAFETY: installing SIG_DFL runs no code of ours.
+    unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) }?;
+    Ok(())
 }
