@@ -162,7 +162,11 @@ pub fn interactive(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::
         };
         let status = ctl.status();
         match command {
-            Command::Show { .. } | Command::Check | Command::Help { .. } | Command::Other(_) => {
+            Command::Show { .. }
+            | Command::Check
+            | Command::Generate { .. }
+            | Command::Help { .. }
+            | Command::Other(_) => {
                 super::run_command(cli, &command, ctl.out, err)?;
             }
             command => {
@@ -267,7 +271,11 @@ impl Ctl<'_> {
                 }
                 Ok(EXIT_OK)
             }
-            Command::Show { .. } | Command::Check | Command::Help { .. } | Command::Other(_) => {
+            Command::Show { .. }
+            | Command::Check
+            | Command::Generate { .. }
+            | Command::Help { .. }
+            | Command::Other(_) => {
                 unreachable!("handled before the daemon is consulted")
             }
         }

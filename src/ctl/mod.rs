@@ -135,6 +135,13 @@ pub enum Command {
     },
     /// Validate the configuration: one OK line, or one line per error.
     Check,
+    /// Write shell completions or man pages into DIR (for packaging).
+    #[command(hide = true)]
+    Generate {
+        #[arg(value_parser = ["completions", "man"])]
+        what: String,
+        dir: PathBuf,
+    },
     #[command(external_subcommand)]
     Other(Vec<String>),
 }
@@ -223,6 +230,24 @@ fn run_command(
 ) -> std::io::Result<u8> {
     match command {
         Command::Check => check(cli, out, err),
+        Command::Generate { what, dir } => {
+            let written = match what.as_str() {
+                "man" => crate::packaging::man_pages(dir),
+                _ => crate::packaging::completions(dir),
+            };
+            match written {
+                Ok(files) => {
+                    for f in files {
+                        writeln!(out, "{}", f.display())?;
+                    }
+                    Ok(EXIT_OK)
+                }
+                Err(e) => {
+                    writeln!(err, "Error: cannot write {}: {e}", dir.display())?;
+                    Ok(EXIT_CHECK_FAILED)
+                }
+            }
+        }
         Command::Show { json, format, all } => {
             let format = match (format, json) {
                 (Some(f), _) => *f,

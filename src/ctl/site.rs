@@ -362,7 +362,11 @@ pub(super) fn dispatch(
                 EXIT_CHECK_FAILED
             })
         }
-        Command::Show { .. } | Command::Check | Command::Help { .. } | Command::Other(_) => {
+        Command::Show { .. }
+        | Command::Check
+        | Command::Generate { .. }
+        | Command::Help { .. }
+        | Command::Other(_) => {
             unreachable!("handled before the daemon is consulted")
         }
     }
