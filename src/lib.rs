@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod ctl;
 pub mod eventlog;
+pub mod notify;
 pub mod packaging;
 pub mod protocol;
 pub mod pyrepr;

@@ -45,3 +45,56 @@ pub fn man_pages(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
     }
     Ok(written)
 }
+
+/// A systemd unit that runs zdrun on `config` as a `Type=notify` service.
+/// `cwd` becomes the unit's working directory: relative paths in zdaemon
+/// configs are taken from the directory zdctl and zdrun run in.
+pub fn systemd_unit(
+    s: &crate::supervisor::settings::Settings,
+    config: &Path,
+    zdrun: &Path,
+    cwd: &Path,
+) -> String {
+    let what = if s.is_site() {
+        format!("{} programs", s.nodes.len())
+    } else {
+        s.program.join(" ")
+    };
+    // zdrun stops its programs itself on SIGTERM (each within its
+    // stop-timeout, then SIGKILL); systemd must give it that long.
+    let stop = s.nodes.iter().map(|n| n.stop_timeout).max().unwrap_or(0);
+    let timeout = if stop <= 0 {
+        "infinity".to_string()
+    } else {
+        format!("{}s", stop + 30)
+    };
+    let user = s
+        .user
+        .as_deref()
+        .map(|u| format!("User={u}\n"))
+        .unwrap_or_default();
+    format!(
+        "[Unit]\n\
+         Description=zdaemon-rs: {what} ({config})\n\
+         After=network.target\n\
+         \n\
+         [Service]\n\
+         Type=notify\n\
+         NotifyAccess=main\n\
+         WorkingDirectory={cwd}\n\
+         ExecStart={zdrun} -C {config}\n\
+         ExecReload=/bin/kill -HUP $MAINPID\n\
+         # zdrun stops the programs in order itself; the rest of the group is\n\
+         # only killed if it overruns the timeout.\n\
+         KillMode=mixed\n\
+         TimeoutStopSec={timeout}\n\
+         Restart=on-failure\n\
+         {user}\
+         \n\
+         [Install]\n\
+         WantedBy=multi-user.target\n",
+        config = config.display(),
+        zdrun = zdrun.display(),
+        cwd = cwd.display(),
+    )
+}

@@ -165,6 +165,7 @@ pub fn interactive(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::
             Command::Show { .. }
             | Command::Check
             | Command::Generate { .. }
+            | Command::SystemdUnit
             | Command::Help { .. }
             | Command::Other(_) => {
                 super::run_command(cli, &command, ctl.out, err)?;
@@ -274,6 +275,7 @@ impl Ctl<'_> {
             Command::Show { .. }
             | Command::Check
             | Command::Generate { .. }
+            | Command::SystemdUnit
             | Command::Help { .. }
             | Command::Other(_) => {
                 unreachable!("handled before the daemon is consulted")

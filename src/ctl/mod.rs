@@ -135,6 +135,9 @@ pub enum Command {
     },
     /// Validate the configuration: one OK line, or one line per error.
     Check,
+    /// Print a systemd unit (Type=notify) that runs zdrun on this config.
+    #[command(name = "systemd-unit")]
+    SystemdUnit,
     /// Write shell completions or man pages into DIR (for packaging).
     #[command(hide = true)]
     Generate {
@@ -230,6 +233,30 @@ fn run_command(
 ) -> std::io::Result<u8> {
     match command {
         Command::Check => check(cli, out, err),
+        Command::SystemdUnit => {
+            let (s, config_path) = match daemon::settings(cli) {
+                Ok(v) => v,
+                Err(e) => {
+                    writeln!(err, "Error: {e}")?;
+                    return Ok(EXIT_USAGE);
+                }
+            };
+            let Some(config) = config_path else {
+                writeln!(
+                    err,
+                    "Error: systemd-unit needs a configuration file; use -C FILE"
+                )?;
+                return Ok(EXIT_USAGE);
+            };
+            let zdrun = match &s.zdrun {
+                Some(z) => z.clone(),
+                None => std::env::current_exe()?.with_file_name("zdrun"),
+            };
+            let cwd = std::env::current_dir()?;
+            let unit = crate::packaging::systemd_unit(&s, &config, &zdrun, &cwd);
+            out.write_all(unit.as_bytes())?;
+            Ok(EXIT_OK)
+        }
         Command::Generate { what, dir } => {
             let written = match what.as_str() {
                 "man" => crate::packaging::man_pages(dir),

@@ -365,6 +365,7 @@ pub(super) fn dispatch(
         Command::Show { .. }
         | Command::Check
         | Command::Generate { .. }
+        | Command::SystemdUnit
         | Command::Help { .. }
         | Command::Other(_) => {
             unreachable!("handled before the daemon is consulted")

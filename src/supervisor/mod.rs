@@ -231,6 +231,11 @@ struct Supervisor {
     shutting_down: bool,
     exit_status: Option<i32>,
     load: Option<Loader>,
+    /// systemd's notification socket, when run as a `Type=notify` unit.
+    notify: Option<crate::notify::Notifier>,
+    ready_sent: bool,
+    last_summary: String,
+    watchdog_at: Option<Instant>,
 }
 
 /// Find each node's program file; the first failure is the error.
@@ -328,15 +333,20 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
             return 1;
         }
     };
+    // Under systemd the unit is the daemon: stay in the foreground (its
+    // main process) whatever `daemon` says, and capture output only where
+    // a transcript is configured (the rest goes to the journal).
+    let notify = crate::notify::Notifier::from_env();
+    let capture = settings.daemon || notify.is_some();
     if settings.daemon
+        && notify.is_none()
         && let Err(code) = daemonize(&settings, &mut log, &socket)
     {
         return code;
     }
     let mut nodes = Vec::with_capacity(settings.nodes.len());
     for (n, file) in settings.nodes.iter().zip(files) {
-        let transcript = settings
-            .daemon
+        let transcript = capture
             .then(|| new_transcript(&n.transcript, &mut log))
             .flatten();
         nodes.push(Node::new(n.clone(), file, transcript));
@@ -354,6 +364,13 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
         shutting_down: false,
         exit_status: None,
         load,
+        watchdog_at: notify
+            .as_ref()
+            .and_then(|n| n.watchdog)
+            .map(|d| Instant::now() + d),
+        notify,
+        ready_sent: false,
+        last_summary: String::new(),
     };
     sup.log.info("daemon manager started");
     let status = sup.run_forever();
@@ -424,7 +441,45 @@ impl Supervisor {
             if self.spawn_due() {
                 continue;
             }
+            self.tell_systemd();
             self.wait_and_dispatch();
+        }
+    }
+
+    /// READY=1 once every program that should run is ready; STATUS= with a
+    /// summary whenever it changes.
+    fn tell_systemd(&mut self) {
+        let Some(n) = &self.notify else { return };
+        let wanted = self.nodes.iter().filter(|n| n.should_be_up).count();
+        let ready = self
+            .nodes
+            .iter()
+            .filter(|n| n.should_be_up && n.ready)
+            .count();
+        let mut summary = if self.nodes.len() == 1 && !self.s.is_site() {
+            match self.nodes[0].pid {
+                Some(pid) => format!("program running; pid={pid}"),
+                None => format!("program {}", self.nodes[0].state()),
+            }
+        } else {
+            format!("{ready} of {} programs ready", self.nodes.len())
+        };
+        let troubled: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.state(), "backoff" | "fatal"))
+            .map(|n| format!("{} {}", n.s.name, n.state()))
+            .collect();
+        if !troubled.is_empty() && self.s.is_site() {
+            summary = format!("{summary}; {}", troubled.join(", "));
+        }
+        if !self.ready_sent && !self.shutting_down && ready == wanted {
+            self.ready_sent = true;
+            n.send(&format!("READY=1\nSTATUS={summary}"));
+            self.last_summary = summary;
+        } else if summary != self.last_summary {
+            n.send(&format!("STATUS={summary}"));
+            self.last_summary = summary;
         }
     }
 
@@ -493,7 +548,7 @@ impl Supervisor {
             .flat_map(|n| [n.delay, n.test_retry, n.ready_probe])
             .flatten()
             .min();
-        [conn, nodes].into_iter().flatten().min()
+        [conn, nodes, self.watchdog_at].into_iter().flatten().min()
     }
 
     fn wait_and_dispatch(&mut self) {
@@ -602,6 +657,9 @@ impl Supervisor {
         ));
         let again = self.shutting_down;
         self.shutting_down = true;
+        if let Some(n) = &self.notify {
+            n.send("STOPPING=1");
+        }
         for n in &mut self.nodes {
             n.should_be_up = false;
             n.backoff = 0;
@@ -617,6 +675,12 @@ impl Supervisor {
 
     fn handle_timers(&mut self) {
         let now = Instant::now();
+        if let (Some(at), Some(n)) = (self.watchdog_at, &self.notify)
+            && at <= now
+        {
+            n.send("WATCHDOG=1");
+            self.watchdog_at = n.watchdog.map(|d| now + d);
+        }
         for n in &mut self.nodes {
             if n.delay.is_some_and(|d| d <= now) {
                 n.delay_passed(now, &mut self.log);
@@ -827,6 +891,13 @@ impl Supervisor {
             Err(e) => return e,
         };
         let ordered = targets.len() > 1;
+        if targets.len() == self.nodes.len()
+            && !self.s.hang_around
+            && let Some(n) = &self.notify
+        {
+            // Everything stops and zdrun with it.
+            n.send("STOPPING=1");
+        }
         let mut sent = false;
         for i in targets {
             let n = &mut self.nodes[i];
@@ -918,6 +989,20 @@ impl Supervisor {
     /// Re-read the configuration; start added nodes, stop removed ones,
     /// restart changed ones. A bad configuration changes nothing.
     fn reload(&mut self) -> String {
+        if let Some(n) = &self.notify {
+            n.reloading();
+        }
+        let reply = self.reload_now();
+        if let Some(n) = &self.notify {
+            n.send(&format!(
+                "READY=1\nSTATUS={}",
+                reply.lines().next().unwrap_or("")
+            ));
+        }
+        reply
+    }
+
+    fn reload_now(&mut self) -> String {
         let Some(load) = &self.load else {
             return "Reload failed: zdrun was started without a configuration file\n".into();
         };
@@ -936,6 +1021,7 @@ impl Supervisor {
             }
         };
         let (mut added, mut removed, mut changed) = (Vec::new(), Vec::new(), Vec::new());
+        let capture = self.s.daemon || self.notify.is_some();
         for n in &mut self.nodes {
             if !new.nodes.iter().any(|m| m.name == n.s.name) {
                 removed.push(n.s.name.clone());
@@ -950,7 +1036,7 @@ impl Supervisor {
                 Some(i) => {
                     changed.push(ns.name.clone());
                     let n = &mut self.nodes[i];
-                    if n.s.transcript != ns.transcript && self.s.daemon {
+                    if n.s.transcript != ns.transcript && capture {
                         // Output of the old run keeps its pipe until it
                         // exits; the new run writes to the new file.
                         n.next_transcript = new_transcript(&ns.transcript, &mut self.log);
@@ -962,9 +1048,7 @@ impl Supervisor {
                 }
                 None => {
                     added.push(ns.name.clone());
-                    let transcript = self
-                        .s
-                        .daemon
+                    let transcript = capture
                         .then(|| new_transcript(&ns.transcript, &mut self.log))
                         .flatten();
                     self.nodes.push(Node::new(ns.clone(), file, transcript));

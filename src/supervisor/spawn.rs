@@ -41,7 +41,11 @@ fn cstring(bytes: &[u8]) -> std::io::Result<CString> {
 /// zdrun's own environment, read once: it does not change while it runs.
 fn base_environment() -> &'static [(OsString, OsString)] {
     static BASE: std::sync::OnceLock<Vec<(OsString, OsString)>> = std::sync::OnceLock::new();
-    BASE.get_or_init(|| std::env::vars_os().collect())
+    BASE.get_or_init(|| {
+        std::env::vars_os()
+            .filter(|(k, _)| !crate::notify::PRIVATE_VARS.iter().any(|p| k == p))
+            .collect()
+    })
 }
 
 /// zdrun's environment with `overrides` applied, as `NAME=value` strings.
