@@ -56,7 +56,7 @@ impl Notifier {
     /// `RELOADING=1` with the monotonic timestamp newer systemd wants.
     pub fn reloading(&self) {
         let usec = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-            .map(|t| t.tv_sec() as i64 * 1_000_000 + t.tv_nsec() as i64 / 1000)
+            .map(|t| t.tv_sec() * 1_000_000 + t.tv_nsec() / 1000)
             .unwrap_or(0);
         self.send(&format!("RELOADING=1\nMONOTONIC_USEC={usec}"));
     }
