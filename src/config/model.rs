@@ -51,6 +51,24 @@ pub struct Config {
     /// A site's `<program NAME>` nodes, in file order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub programs: Vec<Program>,
+    /// `<command NAME>`: zdctl actions defined by the config.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<UserCommand>,
+}
+
+/// `<command NAME>`: `zdctl NAME ARGS...` runs `program` with ARGS appended,
+/// in the foreground, with the config's environment plus its own.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct UserCommand {
+    pub name: String,
+    pub program: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<String>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub environment: IndexMap<String, String>,
 }
 
 /// `<program NAME>`: one node of a site. Runner keys left unset here come

@@ -18,6 +18,7 @@ use Occurs::{Many, Once};
 const KNOWN_TYPES: &[&str] = &[
     "runner",
     "program",
+    "command",
     "environment",
     "eventlog",
     "logger",
@@ -210,11 +211,13 @@ fn top_level(root: &RawSection, kind: Kind, cx: &mut Cx) -> Config {
                 slot(&["runner"], Once),
                 slot(&["environment"], Once),
                 slot(&["eventlog"], Once),
+                slot(&["command"], Many),
             ];
             let m = match_sections(root, &slots, cx, None);
             config.runner = one_required(root, &m[0], "runner", cx).map(|s| runner(s, cx));
             config.environment = m[1].first().map(|s| environment(s, cx)).unwrap_or_default();
             config.eventlog = m[2].first().map(|s| eventlog(s, cx));
+            config.commands = m[3].iter().map(|s| command(s, cx)).collect();
         }
         Kind::Site => {
             Reader::new(root, cx.values_of(root), &[], &mut cx.errors);
@@ -223,8 +226,10 @@ fn top_level(root: &RawSection, kind: Kind, cx: &mut Cx) -> Config {
                 slot(&["environment"], Once),
                 slot(&["eventlog"], Once),
                 slot(&["program"], Many),
+                slot(&["command"], Many),
             ];
             let m = match_sections(root, &slots, cx, None);
+            config.commands = m[4].iter().map(|s| command(s, cx)).collect();
             // The runner holds the supervisor's own settings; no program.
             config.runner = Some(match m[0].first() {
                 Some(s) => runner_of(s, false, cx),
@@ -242,8 +247,10 @@ fn top_level(root: &RawSection, kind: Kind, cx: &mut Cx) -> Config {
                 slot(&["runner"], Once),
                 slot(STORAGE_TYPES, Many),
                 slot(&["eventlog"], Once),
+                slot(&["command"], Many),
             ];
             let m = match_sections(root, &slots, cx, None);
+            config.commands = m[4].iter().map(|s| command(s, cx)).collect();
             config.zeo = one_required(root, &m[0], "zeo", cx).map(|s| zeo(s, cx));
             config.runner = m[1].first().map(|s| runner(s, cx));
             if m[2].is_empty() {
@@ -266,9 +273,11 @@ fn top_level(root: &RawSection, kind: Kind, cx: &mut Cx) -> Config {
                 slot(&["environment"], Once),
                 slot(&["eventlog"], Once),
                 slot(&["zodb_db"], Many),
+                slot(&["command"], Many),
             ];
             let mut other = Vec::new();
             let m = match_sections(root, &slots, cx, Some(&mut other));
+            config.commands = m[4].iter().map(|s| command(s, cx)).collect();
             config.runner = m[0].first().map(|s| runner(s, cx));
             config.environment = m[1].first().map(|s| environment(s, cx)).unwrap_or_default();
             config.eventlog = m[2].first().map(|s| eventlog(s, cx));
@@ -450,6 +459,32 @@ fn program(s: &RawSection, cx: &mut Cx) -> Program {
     }
     p.environment = m[0].first().map(|s| environment(s, cx)).unwrap_or_default();
     p
+}
+
+/// `<command NAME>`: an action of zdctl's own, e.g. zopectl's `debug`.
+fn command(s: &RawSection, cx: &mut Cx) -> UserCommand {
+    const KEYS: &[(&str, Occurs)] = &[
+        ("program", Once),
+        ("description", Once),
+        ("directory", Once),
+    ];
+    let r = Reader::new(s, cx.values_of(s), KEYS, &mut cx.errors);
+    let m = match_sections(s, &[slot(&["environment"], Once)], cx, None);
+    let e = &mut cx.errors;
+    let name = name_of(s);
+    if name.is_none() {
+        let kind = ErrorKind::Invalid("a <command> section needs a name".into());
+        e.push(s.start, kind, s);
+    }
+    let mut c = UserCommand {
+        name: name.unwrap_or_default(),
+        program: r.req("program", words, e),
+        description: r.opt("description", string, e),
+        directory: r.opt("directory", dt::existing_parent_directory, e),
+        environment: Default::default(),
+    };
+    c.environment = m[0].first().map(|s| environment(s, cx)).unwrap_or_default();
+    c
 }
 
 /// `after` must name other programs, without cycles.

@@ -36,7 +36,7 @@ pub(super) enum Wait {
 
 fn usage(err: &mut dyn Write, msg: &str) -> std::io::Result<u8> {
     writeln!(err, "Error: {msg}")?;
-    writeln!(err, "For help, use zdctl -h")?;
+    writeln!(err, "For help, use {} -h", super::prog())?;
     Ok(EXIT_USAGE)
 }
 
@@ -125,7 +125,10 @@ pub fn interactive(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::
     if !s.default_to_interactive {
         return usage(err, "an action argument is required");
     }
-    let prompt = s.prompt.clone().unwrap_or_else(|| "zdctl>".into());
+    let prompt = s
+        .prompt
+        .clone()
+        .unwrap_or_else(|| format!("{}>", super::prog()));
     let mut ctl = Ctl {
         cli,
         s,

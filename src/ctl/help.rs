@@ -76,10 +76,14 @@ const ACTIONS: &[&str] = &[
 ];
 
 /// The listing `help` prints, laid out as Python's `cmd` module does.
-pub fn listing() -> String {
+/// `extra`: actions defined by the configuration (`<command NAME>`).
+pub fn listing(extra: &[&str]) -> String {
     let header = "Documented commands (type help <topic>):";
     let mut out = format!("\n{header}\n{}\n", "=".repeat(header.len()));
-    out.push_str(&columnize(ACTIONS, 79));
+    let mut actions: Vec<&str> = ACTIONS.to_vec();
+    actions.extend(extra.iter().filter(|e| !ACTIONS.contains(e)));
+    actions.sort_unstable();
+    out.push_str(&columnize(&actions, 79));
     out.push('\n');
     out
 }

@@ -157,14 +157,80 @@ pub enum ShowFormat {
 }
 
 /// Run the client; returns the process exit status.
+/// The name we were run as: `zeoctl` and `zopectl` are this program under
+/// other names (links), and speak of themselves by those names.
+pub fn prog() -> &'static str {
+    static PROG: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    PROG.get_or_init(|| {
+        let arg0 = std::env::args_os().next().unwrap_or_default();
+        match std::path::Path::new(&arg0)
+            .file_name()
+            .and_then(|n| n.to_str())
+        {
+            Some("zeoctl") => "zeoctl",
+            Some("zopectl") => "zopectl",
+            _ => "zdctl",
+        }
+    })
+}
+
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    use clap::{CommandFactory, FromArgMatches};
+    let prog = prog();
+    let parsed = Cli::command()
+        .name(prog)
+        .bin_name(prog)
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let mut cli = match parsed {
         Ok(cli) => cli,
-        Err(e) => return ExitCode::from(command_line_error(&e, "zdctl")),
+        Err(e) => return ExitCode::from(command_line_error(&e, prog)),
     };
+    if cli.config.is_none() && prog == "zopectl" {
+        // Zope's zopectl finds the instance's zope.conf by itself.
+        cli.config = std::env::var_os("CONFIG_FILE")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("INSTANCE_HOME")
+                    .map(|h| PathBuf::from(h).join("etc").join("zope.conf"))
+            })
+            .filter(|p| p.exists());
+    }
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
     ExitCode::from(run(&cli, &mut out, &mut err))
+}
+
+/// Run a `<command NAME>` of the configuration, if `words` names one: its
+/// program with the extra words appended, in the foreground; its exit
+/// status is ours.
+fn user_command(cli: &Cli, words: &[String], out: &mut dyn Write) -> std::io::Result<Option<u8>> {
+    let Some((name, args)) = words.split_first() else {
+        return Ok(None);
+    };
+    let Ok(config) = load(cli) else {
+        return Ok(None);
+    };
+    let Some(c) = config.commands.iter().find(|c| &c.name == name) else {
+        return Ok(None);
+    };
+    let mut cmd = std::process::Command::new(&c.program[0]);
+    cmd.args(&c.program[1..])
+        .args(args)
+        .envs(&config.environment)
+        .envs(&c.environment);
+    if let Some(dir) = &c.directory {
+        cmd.current_dir(dir);
+    }
+    out.flush()?;
+    match cmd.status() {
+        Ok(status) => Ok(Some(status.code().map_or(EXIT_CHECK_FAILED, |c| c as u8))),
+        Err(e) => {
+            let path = std::path::Path::new(&c.program[0]);
+            writeln!(out, "{}", logtail::os_error_text(&e, path))?;
+            Ok(Some(EXIT_CHECK_FAILED))
+        }
+    }
 }
 
 /// Report a command-line error as zdaemon's getopt-based parser words it
@@ -284,20 +350,32 @@ fn run_command(
             show(cli, format, *all, out, err)
         }
         Command::Help { topic } => {
+            let commands = load(cli).map(|c| c.commands).unwrap_or_default();
+            let names: Vec<&str> = commands.iter().map(|c| c.name.as_str()).collect();
             match topic.as_deref() {
-                None => out.write_all(help::listing().as_bytes())?,
-                Some(t) => match help::topic(t) {
-                    Some(lines) => {
+                None => out.write_all(help::listing(&names).as_bytes())?,
+                Some(t) => match (help::topic(t), commands.iter().find(|c| c.name == t)) {
+                    (Some(lines), _) => {
                         for l in lines {
                             writeln!(out, "{l}")?;
                         }
                     }
-                    None => writeln!(out, "*** No help on {t}")?,
+                    (None, Some(c)) => writeln!(
+                        out,
+                        "{t} -- {}",
+                        c.description
+                            .as_deref()
+                            .unwrap_or("Run a command of this configuration.")
+                    )?,
+                    (None, None) => writeln!(out, "*** No help on {t}")?,
                 },
             }
             Ok(EXIT_OK)
         }
         Command::Other(words) => {
+            if let Some(status) = user_command(cli, words, out)? {
+                return Ok(status);
+            }
             writeln!(out, "*** Unknown syntax: {}", words.join(" "))?;
             Ok(EXIT_OK)
         }
