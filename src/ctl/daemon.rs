@@ -227,16 +227,7 @@ impl Ctl<'_> {
             }
             Command::Kill { signal } => self.kill(st, &signal.join(" ")),
             Command::Wait => {
-                self.wait_until(
-                    |s| {
-                        if s.is_none_or(|s| s.pid() == 0) {
-                            Wait::Done
-                        } else {
-                            Wait::NotYet
-                        }
-                    },
-                    None,
-                )?;
+                self.wait_stopped()?;
                 writeln!(self.out, "daemon process stopped")?;
                 let st = self.status();
                 self.print_status(st, false)?;
@@ -284,6 +275,20 @@ impl Ctl<'_> {
                 unreachable!("handled before the daemon is consulted")
             }
         }
+    }
+
+    /// zdaemon's wait for `application=0` (or the manager gone).
+    fn wait_stopped(&mut self) -> std::io::Result<Option<u8>> {
+        self.wait_until(
+            |s| {
+                if s.is_none_or(|s| s.pid() == 0) {
+                    Wait::Done
+                } else {
+                    Wait::NotYet
+                }
+            },
+            None,
+        )
     }
 
     pub(super) fn print_status(&mut self, st: Option<Status>, long: bool) -> std::io::Result<u8> {
@@ -475,16 +480,7 @@ impl Ctl<'_> {
             }
             Some(_) => {
                 self.send("stop");
-                self.wait_until(
-                    |s| {
-                        if s.is_none_or(|s| s.pid() == 0) {
-                            Wait::Done
-                        } else {
-                            Wait::NotYet
-                        }
-                    },
-                    None,
-                )?;
+                self.wait_stopped()?;
                 writeln!(self.out, "daemon process stopped")?;
             }
         }
