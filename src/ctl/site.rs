@@ -62,6 +62,7 @@ impl Ctl<'_> {
         name: Option<&String>,
         timeout: Option<i64>,
         gone_is_done: bool,
+        spawned: Option<std::process::Child>,
         done: impl Fn(&NodeInfo) -> bool,
     ) -> std::io::Result<Option<u8>> {
         let t0 = Instant::now();
@@ -93,7 +94,7 @@ impl Ctl<'_> {
                     Wait::NotYet
                 }
             },
-            None,
+            spawned,
         )
     }
 
@@ -207,14 +208,13 @@ pub(super) fn dispatch(
                     ctl.send(&request);
                 }
             }
-            drop(spawned.take().map(|mut c| c.try_wait()));
             let old: Vec<(String, Option<i64>)> = before
                 .iter()
                 .filter(|_| restart)
                 .map(|n| (n.name.clone(), n.pid))
                 .collect();
             let timeout = Some(ctl.s.start_timeout);
-            if let Some(code) = ctl.wait_nodes(name, timeout, false, |n| {
+            if let Some(code) = ctl.wait_nodes(name, timeout, false, spawned, |n| {
                 running(n)
                     && !old
                         .iter()
@@ -238,7 +238,7 @@ pub(super) fn dispatch(
                 Some(n) => format!("stop {n}"),
                 None => "stop".into(),
             });
-            ctl.wait_nodes(name, None, true, |n| n.pid.is_none())?;
+            ctl.wait_nodes(name, None, true, None, |n| n.pid.is_none())?;
             match name {
                 Some(n) => writeln!(ctl.out, "{n}: daemon process stopped")?,
                 None => writeln!(ctl.out, "daemon process stopped")?,
@@ -268,7 +268,7 @@ pub(super) fn dispatch(
             Ok(EXIT_OK)
         }
         Command::Wait => {
-            ctl.wait_nodes(None, None, true, |n| n.pid.is_none())?;
+            ctl.wait_nodes(None, None, true, None, |n| n.pid.is_none())?;
             writeln!(ctl.out, "daemon process stopped")?;
             let st = ctl.status();
             ctl.site_status(st, None, false)?;
