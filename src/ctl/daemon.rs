@@ -346,7 +346,7 @@ impl Ctl<'_> {
         if let (Some(Value::Object(info)), Value::Object(map)) = (info, &mut v) {
             for (k, val) in info {
                 // A site's fields; a single program has them at the top.
-                if k != "site" && k != "nodes" {
+                if !matches!(k.as_str(), "site" | "nodes" | "after" | "ready") {
                     map.insert(k, val);
                 }
             }

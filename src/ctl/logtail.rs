@@ -96,7 +96,7 @@ fn drain(
         *pos = 0;
     }
     if size == *pos {
-        return Ok(());
+        return out.flush();
     }
     file.seek(SeekFrom::Start(*pos))?;
     loop {

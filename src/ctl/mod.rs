@@ -196,7 +196,9 @@ pub fn main() -> ExitCode {
             })
             .filter(|p| p.exists());
     }
-    let mut out = std::io::stdout().lock();
+    // Buffered: a site's status is a thousand lines. Waits and prompts
+    // flush where the user must see output at once.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut err = std::io::stderr().lock();
     ExitCode::from(run(&cli, &mut out, &mut err))
 }

@@ -19,30 +19,40 @@ struct NodeInfo {
     pid: Option<i64>,
 }
 
-fn nodes(info: &Value) -> Vec<NodeInfo> {
-    info.get("nodes")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|n| NodeInfo {
-                    name: n["name"].as_str().unwrap_or_default().to_string(),
-                    state: n["state"].as_str().unwrap_or_default().to_string(),
-                    pid: n["pid"].as_i64(),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+/// Just what the text views need from `info`: a site's reply is large,
+/// and reading it into a generic tree would cost more than the rest.
+#[derive(serde::Deserialize)]
+struct Brief {
+    #[serde(default)]
+    nodes: Vec<BriefNode>,
+}
+
+#[derive(serde::Deserialize)]
+struct BriefNode {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    state: String,
+    pid: Option<i64>,
+}
+
+fn brief(reply: &str) -> Option<Vec<NodeInfo>> {
+    let b: Brief = serde_json::from_str(reply).ok()?;
+    Some(
+        b.nodes
+            .into_iter()
+            .map(|n| NodeInfo {
+                name: n.name,
+                state: n.state,
+                pid: n.pid,
+            })
+            .collect(),
+    )
 }
 
 impl Ctl<'_> {
-    fn info(&self) -> Option<Value> {
-        self.send("info")
-            .and_then(|r| serde_json::from_str::<Value>(&r).ok())
-            .filter(Value::is_object)
-    }
-
     fn site_nodes(&self) -> Option<Vec<NodeInfo>> {
-        self.info().map(|i| nodes(&i))
+        self.send("info").and_then(|r| brief(&r))
     }
 
     /// Is `name` one of ours? Prints the complaint if not.
@@ -81,12 +91,10 @@ impl Ctl<'_> {
                         Wait::NotYet
                     };
                 }
-                let info = crate::client::send_action(&socket, "info")
-                    .and_then(|r| serde_json::from_str::<Value>(&r).ok());
-                let Some(info) = info else {
+                let Some(all) = crate::client::send_action(&socket, "info").and_then(|r| brief(&r))
+                else {
                     return Wait::NotYet;
                 };
-                let all = nodes(&info);
                 let selected = all.iter().filter(|n| name.is_none_or(|m| &n.name == m));
                 if selected.into_iter().all(&done) {
                     Wait::Done
@@ -121,8 +129,8 @@ impl Ctl<'_> {
         name: Option<&String>,
         json: bool,
     ) -> std::io::Result<u8> {
-        let info = st.as_ref().and_then(|_| self.info());
-        let Some(info) = info else {
+        let reply = st.as_ref().and_then(|_| self.send("info"));
+        let Some(reply) = reply else {
             if json {
                 writeln!(
                     self.out,
@@ -135,7 +143,10 @@ impl Ctl<'_> {
             return Ok(EXIT_NOT_RUNNING);
         };
         if json {
-            let mut v = info.clone();
+            let Ok(mut v) = serde_json::from_str::<Value>(&reply) else {
+                writeln!(self.out, "daemon manager not running")?;
+                return Ok(EXIT_NOT_RUNNING);
+            };
             if let Value::Object(map) = &mut v {
                 map.insert("manager".into(), "running".into());
                 if let (Some(name), Some(Value::Array(list))) = (name, map.get_mut("nodes")) {
@@ -145,7 +156,7 @@ impl Ctl<'_> {
             writeln!(self.out, "{v}")?;
             return Ok(EXIT_OK);
         }
-        for n in nodes(&info) {
+        for n in brief(&reply).unwrap_or_default() {
             if name.is_some_and(|m| &n.name != m) {
                 continue;
             }

@@ -966,24 +966,44 @@ impl Supervisor {
     }
 
     fn info_json(&self) -> String {
-        let nodes: Vec<serde_json::Value> = self.nodes.iter().map(Node::info).collect();
-        let mut v = serde_json::json!({
-            "manager_pid": std::process::id(),
-            "site": self.s.is_site(),
-            "nodes": nodes,
-        });
-        // A zdaemon runner config: the program's fields at the top, too.
-        if !self.s.is_site()
-            && let (Some(serde_json::Value::Object(first)), serde_json::Value::Object(map)) =
-                (nodes.first().cloned(), &mut v)
-        {
-            for (k, val) in first {
-                if k != "name" && k != "after" && k != "ready" {
-                    map.insert(k, val);
-                }
+        let now = Instant::now();
+        let nodes: Vec<node::NodeInfo> = self.nodes.iter().map(|n| n.info(now)).collect();
+        let manager_pid = std::process::id();
+        let text = if self.s.is_site() {
+            #[derive(serde::Serialize)]
+            struct Site<'a> {
+                manager_pid: u32,
+                site: bool,
+                nodes: &'a [node::NodeInfo<'a>],
             }
-        }
-        format!("{v}\n")
+            serde_json::to_string(&Site {
+                manager_pid,
+                site: true,
+                nodes: &nodes,
+            })
+        } else {
+            // A zdaemon runner config: the program's fields at the top.
+            #[derive(serde::Serialize)]
+            struct Single<'a> {
+                manager_pid: u32,
+                site: bool,
+                nodes: &'a [node::NodeInfo<'a>],
+                #[serde(flatten)]
+                program: &'a node::NodeInfo<'a>,
+            }
+            match nodes.first() {
+                Some(first) => serde_json::to_string(&Single {
+                    manager_pid,
+                    site: false,
+                    nodes: &nodes,
+                    program: first,
+                }),
+                None => Ok(String::from("{}")),
+            }
+        };
+        let mut text = text.unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+        text.push('\n');
+        text
     }
 
     /// Re-read the configuration; start added nodes, stop removed ones,

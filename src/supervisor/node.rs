@@ -31,6 +31,33 @@ struct StartTest {
     for_pid: Pid,
 }
 
+/// A node as the `info` command reports it (borrowed: a site of a
+/// thousand nodes is serialized without building a JSON tree).
+#[derive(serde::Serialize)]
+pub struct NodeInfo<'a> {
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub name: &'a str,
+    pub state: &'static str,
+    pub pid: Option<i32>,
+    pub uptime: Option<f64>,
+    pub restarts: u64,
+    pub last_exit: Option<ExitInfo<'a>>,
+    pub backoff: i64,
+    pub backoff_delay: Option<f64>,
+    pub should_be_up: bool,
+    pub testing: bool,
+    pub ready: bool,
+    pub program: &'a [String],
+    pub after: &'a [String],
+}
+
+#[derive(serde::Serialize)]
+pub struct ExitInfo<'a> {
+    pub status: Option<i32>,
+    pub signal: Option<&'a str>,
+    pub at: f64,
+}
+
 /// What the supervisor must do after a node's program ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -458,30 +485,33 @@ impl Node {
         }
     }
 
-    pub fn info(&self) -> serde_json::Value {
-        let now = Instant::now();
-        serde_json::json!({
-            "name": self.s.name,
-            "state": self.state(),
-            "pid": self.pid.map(|p| p.as_raw()),
-            "uptime": self.pid.and(self.started).map(|s| now.duration_since(s).as_secs_f64()),
-            "restarts": self.spawns.saturating_sub(1),
-            "last_exit": self.last_exit.as_ref().map(|e| serde_json::json!({
-                "status": e.code,
-                "signal": e.signal,
-                "at": super::wall(e.at),
-            })),
-            "backoff": self.backoff,
-            "backoff_delay": if self.pid.is_none() {
-                self.delay.map(|d| d.saturating_duration_since(now).as_secs_f64())
+    pub fn info(&self, now: Instant) -> NodeInfo<'_> {
+        NodeInfo {
+            name: &self.s.name,
+            state: self.state(),
+            pid: self.pid.map(|p| p.as_raw()),
+            uptime: self
+                .pid
+                .and(self.started)
+                .map(|s| now.duration_since(s).as_secs_f64()),
+            restarts: self.spawns.saturating_sub(1),
+            last_exit: self.last_exit.as_ref().map(|e| ExitInfo {
+                status: e.code,
+                signal: e.signal.as_deref(),
+                at: super::wall(e.at),
+            }),
+            backoff: self.backoff,
+            backoff_delay: if self.pid.is_none() {
+                self.delay
+                    .map(|d| d.saturating_duration_since(now).as_secs_f64())
             } else {
                 None
             },
-            "should_be_up": self.should_be_up,
-            "testing": self.testing,
-            "ready": self.ready,
-            "program": self.s.program,
-            "after": self.s.after,
-        })
+            should_be_up: self.should_be_up,
+            testing: self.testing,
+            ready: self.ready,
+            program: &self.s.program,
+            after: &self.s.after,
+        }
     }
 }
