@@ -68,13 +68,15 @@ impl Drop for Zdrun {
     }
 }
 
-/// A config whose program exits 1 at once (until `halt` exists) and is
-/// restarted at once, with one `<logfile>` at `events.log` and
-/// `logfile_keys` (indented lines).
+/// A config whose program exits 1 after 20 ms (until `halt` exists) and
+/// is restarted at once, with one `<logfile>` at `events.log` and
+/// `logfile_keys` (indented lines). The pause keeps the loop from burning
+/// through process ids, which other tests running at the same time use to
+/// tell whether their processes are gone.
 fn write_loop_config(site: &Site, logfile_keys: &str) -> PathBuf {
     let script = site.path("run.sh");
     let body = format!(
-        "#!/bin/sh\n[ -e {} ] && exec sleep 1000\nexit 1\n",
+        "#!/bin/sh\n[ -e {} ] && exec sleep 1000\nsleep 0.02\nexit 1\n",
         site.path("halt").display()
     );
     fs::write(&script, body).expect("write script");
