@@ -958,3 +958,27 @@ fn a_single_runner_config_behaves_as_zdaemon() {
     assert_eq!(stdout(&o), "daemon manager not running\n");
     assert_eq!(o.status.code(), Some(3));
 }
+
+#[test]
+fn reload_switches_to_a_changed_event_log() {
+    let site = Site::new();
+    chain(&site);
+    ok(&site, &["start"]);
+    let pids: Vec<i32> = ["a", "b", "c"].iter().map(|n| pid(&site, n)).collect();
+    let text = fs::read_to_string(site.path("zd.conf"))
+        .unwrap()
+        .replace("events.log", "events2.log");
+    fs::write(site.path("zd.conf"), text).unwrap();
+    let out = ok(&site, &["reload"]);
+    assert_eq!(out, "Reloaded: added none; removed none; changed none\n");
+    wait_for("the new event log", || {
+        read(&site, "events2.log").contains("event log reopened after reload")
+    });
+    assert!(read(&site, "events.log").contains("switching to the new one"));
+    let after: Vec<i32> = ["a", "b", "c"].iter().map(|n| pid(&site, n)).collect();
+    assert_eq!(pids, after, "programs untouched");
+    ok(&site, &["stop"]);
+    wait_for("Exiting in the new log", || {
+        read(&site, "events2.log").contains("Exiting")
+    });
+}

@@ -1040,6 +1040,18 @@ impl Supervisor {
                 return format!("Reload failed; nothing changed:\n{e}\n");
             }
         };
+        // A changed <eventlog> takes effect now; one that cannot be
+        // opened refuses the whole reload.
+        let new_log = if new.eventlog != self.s.eventlog {
+            let log = Logger::new(new.eventlog.as_ref());
+            if let Some(e) = log.open_errors.first() {
+                self.log.error(&format!("reload refused: {e}"));
+                return format!("Reload failed; nothing changed:\n{e}\n");
+            }
+            Some(log)
+        } else {
+            None
+        };
         let (mut added, mut removed, mut changed) = (Vec::new(), Vec::new(), Vec::new());
         let capture = self.s.daemon || self.notify.is_some();
         for n in &mut self.nodes {
@@ -1086,6 +1098,18 @@ impl Supervisor {
         self.nodes = sorted;
         let socket = self.s.socket.clone();
         self.s = Settings { socket, ..new };
+        if let Some(log) = new_log {
+            self.log
+                .info("event log configuration changed; switching to the new one");
+            self.log = log;
+            let fallback = self
+                .nodes
+                .first()
+                .and_then(|n| n.transcript.as_ref())
+                .and_then(|t| t.file_handle());
+            self.log.set_fallback(fallback);
+            self.log.info("event log reopened after reload");
+        }
         let list = |v: &Vec<String>| {
             if v.is_empty() {
                 "none".to_string()
