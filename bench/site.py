@@ -54,50 +54,26 @@ import sys
 import time
 import xmlrpc.client
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (  # noqa: E402
+    Failure,
+    alive,
+    children,
+    env_int,
+    kill_quietly,
+    log,
+    print_table,
+    proc_fields,
+    ratio,
+)
+
 PROGRAM = ["sleep", "1000"]
 PROGRAM_CMDLINE = b"\0".join(w.encode() for w in PROGRAM) + b"\0"
 POLL = 0.01
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-class Failure(Exception):
-    """Something did not run as it must; the benchmark cannot continue."""
-
-
-def env_int(name, default):
-    value = os.environ.get(name, "")
-    if not value:
-        return default
-    try:
-        n = int(value)
-    except ValueError:
-        raise Failure(f"{name} must be an integer, not {value!r}")
-    if n < 1:
-        raise Failure(f"{name} must be at least 1")
-    return n
-
-
-def log(msg):
-    print(f"== {msg}", file=sys.stderr, flush=True)
-
-
 # --- /proc ------------------------------------------------------------------
-
-
-def alive(pid):
-    """Is `pid` a process that is not a zombie?"""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
-def kill_quietly(pid):
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def kill_tree(pid):
@@ -110,22 +86,6 @@ def kill_tree(pid):
     for child in children(pid):
         kill_quietly(child)
     kill_quietly(pid)
-
-
-def children(pid):
-    """Pids of the children of every thread of `pid`."""
-    out = set()
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except FileNotFoundError:
-        return out
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
-                out.update(int(w) for w in f.read().split())
-        except FileNotFoundError:
-            pass
-    return out
 
 
 def is_program(pid):
@@ -143,15 +103,6 @@ def start_time(pid):
             return int(f.read().rpartition(")")[2].split()[19]) / CLK_TCK
     except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
         return None
-
-
-def proc_fields(path):
-    out = {}
-    with open(path) as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            out[key] = value.split()
-    return out
 
 
 def ctxt_switches(pid):
@@ -458,28 +409,6 @@ def fmt_ms(s):
     return f"{s * 1e3:.1f} ms"
 
 
-def ratio(ours, theirs):
-    if theirs == 0:
-        return "-"
-    r = ours / theirs
-    if r == 0:
-        return "0"
-    if r < 0.5:
-        return f"1/{1 / r:.0f}"
-    return f"x{r:.2f}"
-
-
-def print_table(rows):
-    head = ("measure", "zdaemon-rs", "supervisord", "ratio", "target", "met?")
-    table = [head] + rows
-    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
-    sep = "-+-".join("-" * w for w in widths)
-    for i, r in enumerate(table):
-        print(" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-        if i == 0:
-            print(sep)
-
-
 def run(args):
     nodes = env_int("NODES", 1000)
     starts = env_int("STARTS", 3)
@@ -564,7 +493,7 @@ def run(args):
         met(o["idle"] == 0),
     ))
     print()
-    print_table(rows)
+    print_table(rows, "supervisord")
     print()
     print("details:")
     for k, m in managers.items():

@@ -48,26 +48,22 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (  # noqa: E402
+    Failure,
+    alive,
+    children,
+    env_int,
+    kill_quietly,
+    log,
+    print_table,
+    proc_fields,
+    ratio,
+)
+
 PROGRAM = ["sleep", "1000"]
 PROGRAM_CMDLINE = b"\0".join(w.encode() for w in PROGRAM) + b"\0"
 RESTART_BACKOFF_LIMIT = 1
-
-
-class Failure(Exception):
-    """Something did not run as it must; the benchmark cannot continue."""
-
-
-def env_int(name, default):
-    value = os.environ.get(name, "")
-    if not value:
-        return default
-    try:
-        n = int(value)
-    except ValueError:
-        raise Failure(f"{name} must be an integer, not {value!r}")
-    if n < 1:
-        raise Failure(f"{name} must be at least 1")
-    return n
 
 
 class Daemon:
@@ -147,48 +143,12 @@ class Daemon:
                 kill_quietly(self.manager)
 
 
-def alive(pid):
-    return os.path.exists(f"/proc/{pid}")
-
-
-def kill_quietly(pid):
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def children(pid):
-    """Pids of the children of every thread of `pid`."""
-    out = set()
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except FileNotFoundError:
-        return out
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
-                out.update(int(w) for w in f.read().split())
-        except FileNotFoundError:
-            pass
-    return out
-
-
 def is_program(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return f.read() == PROGRAM_CMDLINE
     except (FileNotFoundError, ProcessLookupError):
         return False
-
-
-def proc_fields(path):
-    out = {}
-    with open(path) as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            out[key] = value.split()
-    return out
 
 
 def ctxt_switches(pid):
@@ -377,28 +337,6 @@ def fmt_ms(s):
     return f"{s * 1e3:.2f} ms"
 
 
-def ratio(ours, theirs):
-    if theirs == 0:
-        return "-"
-    r = ours / theirs
-    if r == 0:
-        return "0"
-    if r < 0.5:
-        return f"1/{1 / r:.0f}"
-    return f"x{r:.2f}"
-
-
-def print_table(rows):
-    head = ("measure", "zdaemon-rs", "zdaemon 5.2.1", "ratio", "target", "met?")
-    table = [head] + rows
-    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
-    sep = "-+-".join("-" * w for w in widths)
-    for i, r in enumerate(table):
-        print(" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-        if i == 0:
-            print(sep)
-
-
 def run(args):
     status_runs = env_int("STATUS_RUNS", 200)
     restarts = env_int("RESTARTS", 20)
@@ -498,7 +436,7 @@ def run(args):
         met(o["idle"] == 0),
     ))
     print()
-    print_table(rows)
+    print_table(rows, "zdaemon 5.2.1")
     print()
     print(f"details (restart: {method}):")
     for k, r in res.items():
@@ -510,10 +448,6 @@ def run(args):
             f" RSS anon {r['mem'][1]} KiB + file {r['mem'][2]} KiB;"
             f" {r['threads']} thread(s), {r['idle_slices']} run slices while idle"
         )
-
-
-def log(msg):
-    print(f"== {msg}", file=sys.stderr, flush=True)
 
 
 def main():

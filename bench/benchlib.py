@@ -1,0 +1,91 @@
+"""Helpers shared by the benchmark scripts (bench/supervise.py and
+bench/site.py): process inspection through /proc, cleanup, the table."""
+
+import os
+import signal
+import sys
+
+
+class Failure(Exception):
+    """Something did not run as it must; the benchmark cannot continue."""
+
+
+def env_int(name, default):
+    value = os.environ.get(name, "")
+    if not value:
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        raise Failure(f"{name} must be an integer, not {value!r}")
+    if n < 1:
+        raise Failure(f"{name} must be at least 1")
+    return n
+
+
+def log(msg):
+    print(f"== {msg}", file=sys.stderr, flush=True)
+
+
+def alive(pid):
+    """Is `pid` a process that is not a zombie?"""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def kill_quietly(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def children(pid):
+    """Pids of the children of every thread of `pid`."""
+    out = set()
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                out.update(int(w) for w in f.read().split())
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def proc_fields(path):
+    out = {}
+    with open(path) as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            out[key] = value.split()
+    return out
+
+
+def ratio(ours, theirs):
+    if theirs == 0:
+        return "-"
+    r = ours / theirs
+    if r == 0:
+        return "0"
+    if r < 0.5:
+        return f"1/{1 / r:.0f}"
+    return f"x{r:.2f}"
+
+
+def print_table(rows, theirs):
+    """The result table: ours beside `theirs` (the other program's name)."""
+    head = ("measure", "zdaemon-rs", theirs, "ratio", "target", "met?")
+    table = [head] + rows
+    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
+    sep = "-+-".join("-" * w for w in widths)
+    for i, r in enumerate(table):
+        print(" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if i == 0:
+            print(sep)
