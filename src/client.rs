@@ -10,8 +10,9 @@ use crate::protocol::StatusView;
 
 /// How long to wait for a reply before treating the manager as gone.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Replies are small; a peer sending more is not a zdrun.
-const MAX_REPLY: u64 = 1 << 20;
+/// Replies are small, but `info` on a site of thousands of programs runs
+/// to megabytes; a peer sending more than this is not a zdrun.
+const MAX_REPLY: u64 = 64 << 20;
 
 /// Send `action` and return the reply, or `None` if no manager answers
 /// (no socket, refused, reset, timed out), as zdaemon's client does.

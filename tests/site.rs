@@ -982,3 +982,90 @@ fn reload_switches_to_a_changed_event_log() {
         read(&site, "events2.log").contains("Exiting")
     });
 }
+
+/// A program that takes `secs` to stop after SIGTERM, so a restart stays
+/// under way for a while.
+fn slow_stopper(site: &Site, name: &str, secs: &str) -> String {
+    script(
+        site,
+        name,
+        &format!("trap 'sleep {secs}; exit 0' TERM\nwhile :; do sleep 1 & wait $!; done"),
+    )
+}
+
+#[test]
+fn a_node_removed_then_added_back_runs_again() {
+    let site = Site::new();
+    let slow = slow_stopper(&site, "slow.sh", "1");
+    let both = format!(
+        "<program a>\n  program sleep 100\n</program>\n\
+         <program b>\n  program {slow}\n</program>\n"
+    );
+    site_config(&site, "", &both);
+    ok(&site, &["start"]);
+    wait_running(&site, &["a", "b"]);
+    site_config(&site, "", "<program a>\n  program sleep 100\n</program>\n");
+    assert_eq!(
+        ok(&site, &["reload"]),
+        "Reloaded: added none; removed b; changed none\n"
+    );
+    // b is still stopping (its TERM trap sleeps) when it comes back.
+    site_config(&site, "", &both);
+    assert_eq!(
+        ok(&site, &["reload"]),
+        "Reloaded: added b; removed none; changed none\n"
+    );
+    wait_for("b running again, with a new pid", || {
+        state(&site, "b") == "running" && node(&info(&site), "b")["restarts"] == 1
+    });
+}
+
+#[test]
+fn reverting_a_change_before_it_took_effect_runs_the_original() {
+    let site = Site::new();
+    let slow = slow_stopper(&site, "slow.sh", "1");
+    let config = |extra: &str| {
+        format!("<program a>\n  program {slow}{extra}\n  stop-timeout 30\n</program>\n")
+    };
+    site_config(&site, "", &config(""));
+    ok(&site, &["start"]);
+    wait_running(&site, &["a"]);
+    site_config(&site, "", &config(" changed"));
+    assert_eq!(
+        ok(&site, &["reload"]),
+        "Reloaded: added none; removed none; changed a\n"
+    );
+    // Still stopping: revert.
+    site_config(&site, "", &config(""));
+    assert_eq!(
+        ok(&site, &["reload"]),
+        "Reloaded: added none; removed none; changed a\n"
+    );
+    wait_for("a restarted", || {
+        state(&site, "a") == "running" && node(&info(&site), "a")["restarts"] == 1
+    });
+    let program = node(&info(&site), "a")["program"].clone();
+    assert_eq!(program.as_array().map(|p| p.len()), Some(2), "{program}");
+}
+
+#[test]
+fn reload_leaves_a_stopped_node_stopped_with_its_new_settings() {
+    let site = Site::new();
+    chain(&site);
+    ok(&site, &["start"]);
+    wait_running(&site, &["a", "b", "c"]);
+    ok(&site, &["stop", "c"]);
+    wait_state(&site, "c", "stopped");
+    let text = fs::read_to_string(site.path("zd.conf"))
+        .unwrap()
+        .replace("sleep 102", "sleep 202");
+    fs::write(site.path("zd.conf"), text).unwrap();
+    assert_eq!(
+        ok(&site, &["reload"]),
+        "Reloaded: added none; removed none; changed c\n"
+    );
+    assert_eq!(state(&site, "c"), "stopped");
+    ok(&site, &["start", "c"]);
+    wait_state(&site, "c", "running");
+    assert_eq!(node(&info(&site), "c")["program"][1], "202");
+}

@@ -1360,3 +1360,33 @@ fn status_json_without_a_manager() {
     assert_eq!(v["state"], "stopped");
     assert!(v["pid"].is_null() && v["manager_pid"].is_null(), "{v}");
 }
+
+#[test]
+fn reload_after_zdctl_start_sees_a_changed_program_line() {
+    let site = Site::new();
+    site.config("sleep 100", "", "");
+    let o = site.zdctl(&["start"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let pid = site.program_pid();
+    site.config("sleep 101", "", "");
+    let o = site.zdctl(&["reload"]);
+    assert_eq!(
+        stdout(&o),
+        "Reloaded: added none; removed none; changed program\n",
+        "{}",
+        stderr(&o)
+    );
+    wait_for("the new program", || {
+        let s = site.status();
+        s.get("args").is_some_and(|a| a == "['sleep', '101']")
+            && s.get("application")
+                .is_some_and(|p| p != "0" && *p != pid.to_string())
+    });
+    // No "different program" warning: zdrun runs what the file says.
+    let o = site.zdctl(&["status"]);
+    assert!(
+        stdout(&o).starts_with("program running; pid="),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -476,6 +476,10 @@ fn command(s: &RawSection, cx: &mut Cx) -> UserCommand {
         let kind = ErrorKind::Invalid("a <command> section needs a name".into());
         e.push(s.start, kind, s);
     }
+    if r.has("program") && r.opt("program", words, e).is_some_and(|p| p.is_empty()) {
+        let kind = ErrorKind::Invalid("a <command> needs a program to run".into());
+        e.push(s.end, kind, s);
+    }
     let mut c = UserCommand {
         name: name.unwrap_or_default(),
         program: r.req("program", words, e),

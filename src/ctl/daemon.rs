@@ -112,7 +112,10 @@ pub fn run(
         out,
     };
     let first = ctl.status();
-    ctl.warn_if_other_program(first.as_ref())?;
+    // A reload is how a changed program line gets to zdrun: no warning.
+    if !matches!(command, Command::Reload) {
+        ctl.warn_if_other_program(first.as_ref())?;
+    }
     ctl.dispatch(command, first)
 }
 
@@ -619,7 +622,14 @@ impl Ctl<'_> {
         if o.daemon {
             cmd.arg("-d");
         }
-        cmd.arg("--").args(&self.s.program).args(extra);
+        // The program comes from the file unless the command line named
+        // it, so that a reload sees a changed program line.
+        if let Some(p) = &o.program {
+            cmd.arg("-p").arg(p);
+        }
+        if !extra.is_empty() {
+            cmd.arg("--").args(&self.s.program).args(extra);
+        }
         cmd.envs(self.s.environment.iter().map(|(k, v)| (k, v)));
         cmd.spawn()
     }

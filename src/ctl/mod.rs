@@ -216,8 +216,11 @@ fn user_command(cli: &Cli, words: &[String], out: &mut dyn Write) -> std::io::Re
     let Some(c) = config.commands.iter().find(|c| &c.name == name) else {
         return Ok(None);
     };
-    let mut cmd = std::process::Command::new(&c.program[0]);
-    cmd.args(&c.program[1..])
+    let Some((program, fixed)) = c.program.split_first() else {
+        return Ok(None);
+    };
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(fixed)
         .args(args)
         .envs(&config.environment)
         .envs(&c.environment);
@@ -226,13 +229,28 @@ fn user_command(cli: &Cli, words: &[String], out: &mut dyn Write) -> std::io::Re
     }
     out.flush()?;
     match cmd.status() {
-        Ok(status) => Ok(Some(status.code().map_or(EXIT_CHECK_FAILED, |c| c as u8))),
+        // A signal death is reported as a shell would: 128 + signal.
+        Ok(status) => {
+            use std::os::unix::process::ExitStatusExt;
+            let code = status
+                .code()
+                .or_else(|| status.signal().map(|s| 128 + s))
+                .unwrap_or(1);
+            Ok(Some(code as u8))
+        }
         Err(e) => {
-            let path = std::path::Path::new(&c.program[0]);
+            let path = std::path::Path::new(program);
             writeln!(out, "{}", logtail::os_error_text(&e, path))?;
             Ok(Some(EXIT_CHECK_FAILED))
         }
     }
+}
+
+fn cli_config_name(cli: &Cli) -> String {
+    cli.config
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
 }
 
 /// Report a command-line error as zdaemon's getopt-based parser words it
@@ -393,7 +411,15 @@ fn check(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result
     // A site is also checked as a whole: node configs, inferred order.
     let loaded = load(cli).and_then(|config| {
         if config.kind == config::Kind::Site {
-            daemon::settings(cli).map_err(|e| vec![e])?;
+            daemon::settings(cli).map_err(|e| {
+                // Site errors name their file and line already.
+                let name = cli_config_name(cli);
+                if e.starts_with(&name) {
+                    vec![e]
+                } else {
+                    vec![format!("{name}: {e}")]
+                }
+            })?;
         }
         Ok(config)
     });

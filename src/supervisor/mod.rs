@@ -243,7 +243,7 @@ fn resolve_files(s: &Settings) -> Result<Vec<PathBuf>, String> {
     s.nodes
         .iter()
         .map(|n| {
-            settings::find_program(&n.program[0]).map_err(|e| {
+            settings::find_program(&n.program[0], &n.base).map_err(|e| {
                 if n.name.is_empty() {
                     e
                 } else {
@@ -435,7 +435,15 @@ impl Supervisor {
                 .all(|n| !n.should_be_up && n.pid.is_none());
             if idle && (self.shutting_down || !self.s.hang_around) {
                 self.log.info("Exiting");
-                return 0;
+                // A site whose every program gave up failed, as a single
+                // program's give-up does.
+                let all_fatal =
+                    !self.nodes.is_empty() && self.nodes.iter().all(|n| n.ended == Some("fatal"));
+                return if all_fatal && !self.shutting_down {
+                    1
+                } else {
+                    0
+                };
             }
             self.stop_in_order();
             if self.spawn_due() {
@@ -1063,29 +1071,51 @@ impl Supervisor {
         }
         let mut order = Vec::with_capacity(new.nodes.len());
         for (ns, file) in new.nodes.iter().zip(files) {
-            match self.index(&ns.name) {
-                Some(i) if self.nodes[i].s == *ns && self.nodes[i].file == file => order.push(i),
-                Some(i) => {
-                    changed.push(ns.name.clone());
-                    let n = &mut self.nodes[i];
-                    if n.s.transcript != ns.transcript && capture {
-                        // Output of the old run keeps its pipe until it
-                        // exits; the new run writes to the new file.
-                        n.next_transcript = new_transcript(&ns.transcript, &mut self.log);
-                    }
-                    n.pending = Some((ns.clone(), file));
-                    n.stop_wanted = false;
-                    n.cmd_restart();
-                    order.push(i);
-                }
-                None => {
-                    added.push(ns.name.clone());
-                    let transcript = capture
+            let Some(i) = self.index(&ns.name) else {
+                added.push(ns.name.clone());
+                let transcript = capture
+                    .then(|| new_transcript(&ns.transcript, &mut self.log))
+                    .flatten();
+                self.nodes.push(Node::new(ns.clone(), file, transcript));
+                order.push(self.nodes.len() - 1);
+                continue;
+            };
+            order.push(i);
+            let n = &mut self.nodes[i];
+            // Removed by an earlier reload and still stopping: back again.
+            let returning = std::mem::replace(&mut n.removed, false);
+            // Compare with what the node will run next, which is the pending
+            // settings while a restart for an earlier reload is under way.
+            let (next, next_file) = n.pending.as_ref().map_or((&n.s, &n.file), |(s, f)| (s, f));
+            if next == ns && *next_file == file && !returning {
+                continue;
+            }
+            if returning {
+                added.push(ns.name.clone());
+            } else {
+                changed.push(ns.name.clone());
+            }
+            if n.s == *ns && n.file == file {
+                // Back to what runs now: nothing to switch to.
+                n.pending = None;
+                n.next_transcript = None;
+            } else {
+                if n.s.transcript != ns.transcript {
+                    // The old run keeps its pipe until it exits; the next
+                    // run writes to the new file.
+                    n.next_transcript = capture
                         .then(|| new_transcript(&ns.transcript, &mut self.log))
                         .flatten();
-                    self.nodes.push(Node::new(ns.clone(), file, transcript));
-                    order.push(self.nodes.len() - 1);
                 }
+                n.pending = Some((ns.clone(), file));
+            }
+            n.stop_wanted = false;
+            if n.pid.is_some() || n.should_be_up || returning {
+                n.cmd_restart();
+            } else {
+                // Stopped (by `stop NAME`, or given up): it stays stopped,
+                // with the new settings for its next start.
+                n.apply_pending();
             }
         }
         // New configuration order first, removed nodes (stopping) after.
@@ -1110,11 +1140,16 @@ impl Supervisor {
             self.log.set_fallback(fallback);
             self.log.info("event log reopened after reload");
         }
+        // The one program of a zdaemon runner config has no name.
         let list = |v: &Vec<String>| {
             if v.is_empty() {
                 "none".to_string()
             } else {
-                v.join(" ")
+                let names: Vec<&str> = v
+                    .iter()
+                    .map(|n| if n.is_empty() { "program" } else { n.as_str() })
+                    .collect();
+                names.join(" ")
             }
         };
         format!(

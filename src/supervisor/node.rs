@@ -134,13 +134,7 @@ impl Node {
     }
 
     pub fn spawn(&mut self, log: &mut Logger) -> Verdict {
-        if let Some((s, file)) = self.pending.take() {
-            self.s = s;
-            self.file = file;
-            if let Some(t) = self.next_transcript.take() {
-                self.transcript = Some(t);
-            }
-        }
+        self.apply_pending();
         self.lasttime = Some(SystemTime::now());
         self.spawns += 1;
         self.ready = false;
@@ -175,6 +169,18 @@ impl Node {
                 self.pid = None;
                 self.govern(Some(127), "spawn failed".into(), log)
             }
+        }
+    }
+
+    /// Switch to the settings a reload left for the next run (the
+    /// transcript too, when its path changed).
+    pub fn apply_pending(&mut self) {
+        if let Some((s, file)) = self.pending.take() {
+            if s.transcript != self.s.transcript {
+                self.transcript = self.next_transcript.take();
+            }
+            self.s = s;
+            self.file = file;
         }
     }
 
@@ -230,7 +236,7 @@ impl Node {
             return;
         }
         self.test_retry = None;
-        let file = match settings::find_program(&words[0]) {
+        let file = match settings::find_program(&words[0], &self.s.base) {
             Ok(f) => f,
             Err(e) => {
                 log.debug(&self.tag(&format!("start test failed: {e}")));
@@ -343,9 +349,12 @@ impl Node {
         self.ready = false;
         self.ready_probe = None;
         if let Some(test) = self.test.take() {
-            let _ = kill(test.pid, Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(test.pid, None);
+            // The test runs in its own process group; reap() collects it.
+            let _ = killpg(test.pid, Signal::SIGKILL);
         }
+        self.stop_wanted = false;
+        // A reload's new settings (and `after`) hold from now on.
+        self.apply_pending();
         self.test_retry = None;
         self.last_exit = Some(LastExit {
             code,

@@ -56,6 +56,9 @@ pub struct NodeSettings {
     pub after: Vec<String>,
     /// The node is ready once this address accepts connections.
     pub ready_address: Option<SocketAddress>,
+    /// The directory relative program names are taken from (zdctl's, at
+    /// the start): zdrun itself may have changed into `directory`.
+    pub base: PathBuf,
 }
 
 /// Where a relative path in the configuration is taken from.
@@ -118,7 +121,19 @@ impl Settings {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            eventlog: effective_eventlog(config).cloned(),
+            eventlog: effective_eventlog(config).cloned().map(|mut log| {
+                // Absolute now, so a reopen or reload after zdrun changed
+                // directory finds the same files.
+                for h in &mut log.handlers {
+                    if let crate::config::Handler::Logfile(f) = h
+                        && f.path != "STDOUT"
+                        && f.path != "STDERR"
+                    {
+                        f.path = absolute(&f.path, bases.cwd).to_string_lossy().into_owned();
+                    }
+                }
+                log
+            }),
             nodes: vec![NodeSettings {
                 name: String::new(),
                 program: r.program.clone(),
@@ -138,6 +153,7 @@ impl Settings {
                 logfile: r.logfile.as_deref().map(|l| absolute(l, bases.cwd)),
                 after: Vec::new(),
                 ready_address: None,
+                base: bases.cwd.to_path_buf(),
             }],
         })
     }
@@ -308,6 +324,7 @@ fn node_of(
             .as_ref()
             .and_then(|c| c.zeo.as_ref())
             .map(|z| z.address.clone()),
+        base: bases.cwd.to_path_buf(),
     };
     Ok((node, connects))
 }
@@ -348,18 +365,15 @@ fn collect_servers(st: &Storage, out: &mut Vec<SocketAddress>) {
 
 /// Find the program file as zdaemon does: a name with a slash must exist;
 /// a bare name is looked up on `PATH`; the file must be executable.
-pub fn find_program(word: &str) -> Result<PathBuf, String> {
+pub fn find_program(word: &str, base: &Path) -> Result<PathBuf, String> {
     let file = if word.contains('/') {
-        let p = PathBuf::from(word);
+        // Absolute, so it still names the same file after zdrun changes
+        // into the runner's directory.
+        let p = absolute(word, base);
         if std::fs::metadata(&p).is_err() {
             return Err(format!("can't stat program {}", repr_str(word)));
         }
-        // Absolute, so it still names the same file after zdrun changes
-        // into the runner's directory.
-        match std::env::current_dir() {
-            Ok(cwd) if p.is_relative() => cwd.join(p),
-            _ => p,
-        }
+        p
     } else {
         let path = std::env::var("PATH")
             .ok()
@@ -396,13 +410,14 @@ mod tests {
 
     #[test]
     fn finds_programs() {
-        assert!(find_program("sh").unwrap().is_absolute());
+        let cwd = Path::new("/");
+        assert!(find_program("sh", cwd).unwrap().is_absolute());
         assert_eq!(
-            find_program("/nonexistent/x").unwrap_err(),
+            find_program("/nonexistent/x", cwd).unwrap_err(),
             "can't stat program '/nonexistent/x'"
         );
         assert!(
-            find_program("no-such-program-zdrs")
+            find_program("no-such-program-zdrs", cwd)
                 .unwrap_err()
                 .starts_with("can't find program 'no-such-program-zdrs' on PATH [")
         );

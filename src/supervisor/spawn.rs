@@ -92,9 +92,9 @@ pub fn spawn(spec: &Spec) -> std::io::Result<Pid> {
     let nofile = CHILD_NOFILE.load(std::sync::atomic::Ordering::Relaxed);
     let failure = format!("can't exec '{}': ", spec.file.display());
     let parent = nix::unistd::getpid();
-    // SAFETY: zdrun is single-threaded, so the child starts with no lock
-    // held by another thread; it only makes system calls and then execs
-    // or exits with _exit, never returning into the caller.
+    // SAFETY: the child only makes system calls on data prepared before
+    // the fork (no allocation), then execs or leaves with _exit, never
+    // returning into the caller.
     match unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)? {
         ForkResult::Parent { child } => Ok(child),
         ForkResult::Child => {
@@ -105,9 +105,12 @@ pub fn spawn(spec: &Spec) -> std::io::Result<Pid> {
                         .err()
                         .unwrap_or(nix::errno::Errno::UnknownErrno)
                 });
-            // Reaches the transcript, as zdaemon's message does.
-            let msg = format!("{failure}{}\n", std::io::Error::from(errno));
-            let _ = nix::unistd::write(std::io::stderr(), msg.as_bytes());
+            // Reaches the transcript, as zdaemon's message does; written
+            // from pieces made before the fork, without allocating.
+            let err = std::io::stderr();
+            let _ = nix::unistd::write(&err, failure.as_bytes());
+            let _ = nix::unistd::write(&err, errno.desc().as_bytes());
+            let _ = nix::unistd::write(&err, b"\n");
             // SAFETY: _exit ends the child without running the parent's
             // destructors or atexit handlers.
             unsafe { nix::libc::_exit(127) }
