@@ -31,7 +31,7 @@ pub(super) enum Wait {
     Done,
     NotYet,
     /// Stop waiting: print this (after a newline) and exit with the code.
-    Fail(&'static str, u8),
+    Fail(String, u8),
 }
 
 fn usage(err: &mut dyn Write, msg: &str) -> std::io::Result<u8> {
@@ -462,7 +462,7 @@ impl Ctl<'_> {
         self.wait_until(
             |s| {
                 if t0.elapsed().as_secs_f64() > timeout as f64 + 1.0 {
-                    return Wait::Fail("Program took too long to start", EXIT_CHECK_FAILED);
+                    return Wait::Fail("Program took too long to start".into(), EXIT_CHECK_FAILED);
                 }
                 match s {
                     Some(s) if s.pid() != 0 && Some(s.pid()) != old && !s.view.testing => {

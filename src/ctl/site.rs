@@ -82,7 +82,7 @@ impl Ctl<'_> {
                 if let Some(t) = timeout
                     && t0.elapsed().as_secs_f64() > t as f64 + 1.0
                 {
-                    return Wait::Fail("Program took too long to start", EXIT_CHECK_FAILED);
+                    return Wait::Fail("Program took too long to start".into(), EXIT_CHECK_FAILED);
                 }
                 if st.is_none() {
                     return if gone_is_done {
@@ -96,6 +96,17 @@ impl Ctl<'_> {
                     return Wait::NotYet;
                 };
                 let selected = all.iter().filter(|n| name.is_none_or(|m| &n.name == m));
+                // A program whose supervision ended will not get there.
+                if !gone_is_done
+                    && let Some(n) = selected
+                        .clone()
+                        .find(|n| matches!(n.state.as_str(), "fatal" | "exited"))
+                {
+                    return Wait::Fail(
+                        format!("{}: daemon process not running; {}", n.name, n.state),
+                        EXIT_CHECK_FAILED,
+                    );
+                }
                 if selected.into_iter().all(&done) {
                     Wait::Done
                 } else {
