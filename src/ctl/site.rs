@@ -235,7 +235,19 @@ pub(super) fn dispatch(
                 .filter(|_| restart)
                 .map(|n| (n.name.clone(), n.pid))
                 .collect();
-            let timeout = Some(ctl.s.start_timeout);
+            // The longest start-timeout of the programs waited for (-T wins).
+            let timeout = if ctl.cli.start_timeout.is_some() {
+                ctl.s.start_timeout
+            } else {
+                ctl.s
+                    .nodes
+                    .iter()
+                    .filter(|n| name.is_none_or(|m| &n.name == m))
+                    .map(|n| n.start_timeout)
+                    .max()
+                    .unwrap_or(ctl.s.start_timeout)
+            };
+            let timeout = Some(timeout);
             if let Some(code) = ctl.wait_nodes(name, timeout, false, spawned, |n| {
                 running(n)
                     && !old

@@ -48,6 +48,8 @@ pub struct NodeSettings {
     pub exit_codes: Vec<i64>,
     pub start_test_program: Option<Vec<String>>,
     pub stop_timeout: i64,
+    /// zdctl only: how long `start` waits for this program.
+    pub start_timeout: i64,
     pub umask: u32,
     pub transcript: PathBuf,
     /// The node's own log (e.g. zeo.log), for `logtail NAME`.
@@ -148,6 +150,7 @@ impl Settings {
                 exit_codes: r.exit_codes.clone(),
                 start_test_program: r.start_test_program.clone().filter(|p| !p.is_empty()),
                 stop_timeout: r.stop_timeout,
+                start_timeout: r.start_timeout,
                 umask: r.umask,
                 transcript: absolute(r.transcript.as_deref().unwrap_or("/dev/null"), bases.cwd),
                 logfile: r.logfile.as_deref().map(|l| absolute(l, bases.cwd)),
@@ -306,6 +309,7 @@ fn node_of(
             .or_else(|| r.start_test_program.clone())
             .filter(|t| !t.is_empty()),
         stop_timeout: p.stop_timeout.unwrap_or(r.stop_timeout),
+        start_timeout: p.start_timeout.unwrap_or(r.start_timeout),
         umask: p.umask.unwrap_or(r.umask),
         transcript: absolute(
             p.transcript
