@@ -65,29 +65,9 @@ pub(super) fn settings(cli: &Cli) -> Result<(Settings, Option<PathBuf>), String>
         })?;
     }
     if let Some(user) = &s.user {
-        check_user(user)?;
+        crate::supervisor::find_user(user)?;
     }
     Ok((s, config_path))
-}
-
-/// zdaemon refuses an unknown user, or a user switch by a non-root caller.
-fn check_user(user: &str) -> Result<(), String> {
-    use nix::unistd::{Uid, User};
-    let found = match user.parse::<u32>() {
-        Ok(uid) => User::from_uid(Uid::from_raw(uid))
-            .ok()
-            .flatten()
-            .ok_or_else(|| format!("uid {} not found", repr_str(user)))?,
-        Err(_) => User::from_name(user)
-            .ok()
-            .flatten()
-            .ok_or_else(|| format!("username {} not found", repr_str(user)))?,
-    };
-    let euid = nix::unistd::geteuid();
-    if euid != found.uid && !euid.is_root() {
-        return Err("only root can use -u USER to change users".into());
-    }
-    Ok(())
 }
 
 pub fn run(

@@ -143,9 +143,11 @@ fn absolute_dir_of(file: &Path, cwd: &Path) -> PathBuf {
         .unwrap_or_else(|| cwd.to_path_buf())
 }
 
-/// Become the configured user, if any (only root can switch).
-pub fn switch_user(user: &str) -> Result<(), String> {
-    use nix::unistd::{Gid, Uid, User, setgid, setgroups, setuid};
+/// Look up `user` (a name or a numeric uid) and check that we may become
+/// it, with zdaemon's messages. Used by zdctl to refuse early, and by
+/// zdrun before it switches.
+pub fn find_user(user: &str) -> Result<nix::unistd::User, String> {
+    use nix::unistd::{Uid, User};
     let found = match user.parse::<u32>() {
         Ok(uid) => User::from_uid(Uid::from_raw(uid))
             .ok()
@@ -157,11 +159,18 @@ pub fn switch_user(user: &str) -> Result<(), String> {
             .ok_or_else(|| format!("username {} not found", crate::pyrepr::repr_str(user)))?,
     };
     let euid = nix::unistd::geteuid();
-    if euid == found.uid {
-        return Ok(());
-    }
-    if !euid.is_root() {
+    if euid != found.uid && !euid.is_root() {
         return Err("only root can use -u USER to change users".into());
+    }
+    Ok(found)
+}
+
+/// Become the configured user, if any (only root can switch).
+pub fn switch_user(user: &str) -> Result<(), String> {
+    use nix::unistd::{Gid, setgid, setgroups, setuid};
+    let found = find_user(user)?;
+    if nix::unistd::geteuid() == found.uid {
+        return Ok(());
     }
     let name = std::ffi::CString::new(found.name.clone()).map_err(|e| e.to_string())?;
     let groups: Vec<Gid> = nix::unistd::getgrouplist(&name, found.gid).unwrap_or_default();
@@ -231,6 +240,9 @@ struct Supervisor {
     shutting_down: bool,
     exit_status: Option<i32>,
     load: Option<Loader>,
+    /// Programs' output goes to transcripts (daemon mode or systemd),
+    /// fixed at start: a reload cannot un-daemonize zdrun.
+    capture: bool,
     /// systemd's notification socket, when run as a `Type=notify` unit.
     notify: Option<crate::notify::Notifier>,
     ready_sent: bool,
@@ -364,6 +376,7 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
         shutting_down: false,
         exit_status: None,
         load,
+        capture,
         watchdog_at: notify
             .as_ref()
             .and_then(|n| n.watchdog)
@@ -1061,7 +1074,7 @@ impl Supervisor {
             None
         };
         let (mut added, mut removed, mut changed) = (Vec::new(), Vec::new(), Vec::new());
-        let capture = self.s.daemon || self.notify.is_some();
+        let capture = self.capture;
         for n in &mut self.nodes {
             if !new.nodes.iter().any(|m| m.name == n.s.name) {
                 removed.push(n.s.name.clone());
