@@ -114,6 +114,25 @@ mod tests {
     }
 }
 
+/// Python's `str(OSError)`: `[Errno 2] No such file or directory`, with
+/// `: 'path'` when the error is about a file.
+pub fn os_error(errno: i32, path: Option<&str>) -> String {
+    let desc = nix::errno::Errno::from_raw(errno).desc();
+    match path {
+        Some(p) => format!("[Errno {errno}] {desc}: {}", repr_str(p)),
+        None => format!("[Errno {errno}] {desc}"),
+    }
+}
+
+/// [`os_error`] for an `io::Error` about `path`.
+pub fn io_error(e: &std::io::Error, path: &std::path::Path) -> String {
+    let p = path.to_string_lossy();
+    match e.raw_os_error() {
+        Some(n) => os_error(n, Some(&p)),
+        None => format!("{e}: {}", repr_str(&p)),
+    }
+}
+
 /// First code points of the runs of ten Unicode decimal digits (category
 /// Nd) in Python 3.11's tables: `int()` accepts any of them.
 const DECIMAL_ZEROS: &[u32] = &[

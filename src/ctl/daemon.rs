@@ -501,7 +501,11 @@ impl Ctl<'_> {
             .and_then(|sig| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig));
         match sent {
             Ok(()) => writeln!(self.out, "signal {name} sent to process {pid}")?,
-            Err(e) => writeln!(self.out, "Error: [Errno {}] {}", e as i32, e.desc())?,
+            Err(e) => writeln!(
+                self.out,
+                "Error: {}",
+                crate::pyrepr::os_error(e as i32, None)
+            )?,
         }
         Ok(EXIT_OK)
     }
@@ -553,7 +557,7 @@ impl Ctl<'_> {
         // The program owns the terminal; ^C reaches it, not us.
         let _ignore = IgnoreInterrupt::new();
         if let Err(e) = cmd.status() {
-            let text = super::logtail::os_error_text(&e, Path::new(&argv[0]));
+            let text = crate::pyrepr::io_error(&e, Path::new(&argv[0]));
             writeln!(self.out, "{text}")?;
         }
         Ok(())

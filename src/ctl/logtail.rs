@@ -13,19 +13,6 @@ const POLL: Duration = Duration::from_millis(200);
 /// How much of the file's end is searched for the last lines.
 const TAIL_WINDOW: u64 = 64 * 1024;
 
-/// Python's OSError text for a failed open, e.g.
-/// `[Errno 2] No such file or directory: '/nonexist'`.
-pub fn os_error_text(e: &std::io::Error, path: &Path) -> String {
-    match e.raw_os_error() {
-        Some(n) => format!(
-            "[Errno {n}] {}: {}",
-            nix::errno::Errno::from_raw(n).desc(),
-            crate::pyrepr::repr_str(&path.to_string_lossy())
-        ),
-        None => format!("{e}: {}", crate::pyrepr::repr_str(&path.to_string_lossy())),
-    }
-}
-
 /// The last `n` lines of `file` (within the last 64 KiB).
 fn last_lines(file: &mut File, n: usize) -> std::io::Result<(Vec<u8>, u64)> {
     let size = file.seek(SeekFrom::End(0))?;
@@ -55,8 +42,9 @@ fn last_lines(file: &mut File, n: usize) -> std::io::Result<(Vec<u8>, u64)> {
 /// Print the tail; with `follow`, keep printing until interrupted or the
 /// output goes away.
 pub fn run(path: &Path, follow: bool, out: &mut dyn Write) -> Result<(), String> {
-    let mut file = File::open(path).map_err(|e| os_error_text(&e, path))?;
-    let (tail, mut pos) = last_lines(&mut file, 10).map_err(|e| os_error_text(&e, path))?;
+    let mut file = File::open(path).map_err(|e| crate::pyrepr::io_error(&e, path))?;
+    let (tail, mut pos) =
+        last_lines(&mut file, 10).map_err(|e| crate::pyrepr::io_error(&e, path))?;
     let io = |e: std::io::Error| e.to_string();
     out.write_all(&tail).map_err(io)?;
     out.flush().map_err(io)?;

@@ -240,7 +240,7 @@ fn user_command(cli: &Cli, words: &[String], out: &mut dyn Write) -> std::io::Re
         }
         Err(e) => {
             let path = std::path::Path::new(program);
-            writeln!(out, "{}", logtail::os_error_text(&e, path))?;
+            writeln!(out, "{}", crate::pyrepr::io_error(&e, path))?;
             Ok(Some(EXIT_CHECK_FAILED))
         }
     }

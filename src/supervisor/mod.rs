@@ -980,7 +980,10 @@ impl Supervisor {
                 Signal::try_from(sig).and_then(|s| kill(pid, s))
             };
             if let Err(e) = sent {
-                return format!("Kill {sig} failed: [Errno {}] {}\n", e as i32, e.desc());
+                return format!(
+                    "Kill {sig} failed: {}\n",
+                    crate::pyrepr::os_error(e as i32, None)
+                );
             }
         }
         format!("Signal {sig} sent\n")
