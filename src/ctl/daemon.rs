@@ -190,6 +190,13 @@ impl Ctl<'_> {
     }
 
     fn dispatch(&mut self, command: &Command, st: Option<Status>) -> std::io::Result<u8> {
+        // The same for a single program and a site.
+        match command {
+            Command::ReopenTranscript => return self.reopen_transcript(st.as_ref()),
+            Command::Logtail { follow, file } => return self.logtail(*follow, file),
+            Command::Reload => return self.reload(st.as_ref()),
+            _ => {}
+        }
         if self.s.is_site() {
             return super::site::dispatch(self, command, st);
         }
@@ -217,47 +224,63 @@ impl Ctl<'_> {
                 Ok(EXIT_OK)
             }
             Command::Fg { args } => self.foreground(st, args),
-            Command::ReopenTranscript => self.reopen_transcript(st.as_ref()),
             Command::Logreopen => {
                 self.reopen_transcript(st.as_ref())?;
                 let st = self.status();
                 self.kill(st, "USR2")
             }
-            Command::Logtail { follow, file } => {
-                let Some(path) = file.clone().or_else(|| self.s.logfile.clone()) else {
+            other => unreachable!("{other:?} is handled before this dispatch"),
+        }
+    }
+
+    /// `logtail [-f] [FILE|NAME]`: a site's program name means its logfile.
+    fn logtail(&mut self, follow: bool, file: &Option<PathBuf>) -> std::io::Result<u8> {
+        let by_name = file.as_ref().and_then(|f| {
+            let f = f.to_string_lossy();
+            self.s
+                .nodes
+                .iter()
+                .find(|n| !n.name.is_empty() && n.name == f)
+                .map(|n| n.logfile.clone())
+        });
+        let path = match by_name {
+            Some(Some(p)) => p,
+            Some(None) => {
+                writeln!(
+                    self.out,
+                    "No log file specified for that program; use logtail <logfile>"
+                )?;
+                return Ok(EXIT_OK);
+            }
+            None => match file.clone().or_else(|| self.s.logfile.clone()) {
+                Some(p) => p,
+                None => {
                     writeln!(
                         self.out,
                         "No default log file specified; use logtail <logfile>"
                     )?;
                     return Ok(EXIT_OK);
-                };
-                if let Err(e) = super::logtail::run(&path, *follow, self.out) {
-                    writeln!(self.out, "{e}")?;
                 }
-                Ok(EXIT_OK)
-            }
-            Command::Reload => {
-                match &st {
-                    None => writeln!(self.out, "daemon manager not running")?,
-                    Some(_) => {
-                        let reply = self.send("reload").unwrap_or_default();
-                        self.out.write_all(reply.as_bytes())?;
-                        if !reply.starts_with("Reloaded") {
-                            return Ok(EXIT_CHECK_FAILED);
-                        }
-                    }
-                }
-                Ok(EXIT_OK)
-            }
-            Command::Show { .. }
-            | Command::Check
-            | Command::Generate { .. }
-            | Command::SystemdUnit
-            | Command::Help { .. }
-            | Command::Other(_) => {
-                unreachable!("handled before the daemon is consulted")
-            }
+            },
+        };
+        if let Err(e) = super::logtail::run(&path, follow, self.out) {
+            writeln!(self.out, "{e}")?;
         }
+        Ok(EXIT_OK)
+    }
+
+    fn reload(&mut self, st: Option<&Status>) -> std::io::Result<u8> {
+        if st.is_none() {
+            writeln!(self.out, "daemon manager not running")?;
+            return Ok(EXIT_OK);
+        }
+        let reply = self.send("reload").unwrap_or_default();
+        self.out.write_all(reply.as_bytes())?;
+        Ok(if reply.starts_with("Reloaded") {
+            EXIT_OK
+        } else {
+            EXIT_CHECK_FAILED
+        })
     }
 
     /// zdaemon's wait for `application=0` (or the manager gone).

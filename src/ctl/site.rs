@@ -2,7 +2,6 @@
 //! zdrun). Each line is worded as zdaemon words it for one program, with
 //! the node's name in front; an action without NAME acts on every node.
 
-use std::path::Path;
 use std::time::Instant;
 
 use serde_json::Value;
@@ -336,7 +335,6 @@ pub(super) fn dispatch(
             }
             Ok(EXIT_OK)
         }
-        Command::ReopenTranscript => ctl.reopen_transcript(st.as_ref()),
         Command::Logreopen => {
             ctl.reopen_transcript(st.as_ref())?;
             let st = ctl.status();
@@ -348,61 +346,6 @@ pub(super) fn dispatch(
                 st,
             )
         }
-        Command::Logtail { follow, file } => {
-            // In a site the argument may name a program: its logfile.
-            let by_name = file.as_ref().and_then(|f| {
-                let f = f.to_string_lossy();
-                ctl.s
-                    .nodes
-                    .iter()
-                    .find(|n| n.name == f)
-                    .map(|n| n.logfile.clone())
-            });
-            let path = match by_name {
-                Some(Some(p)) => p,
-                Some(None) => {
-                    writeln!(
-                        ctl.out,
-                        "No log file specified for that program; use logtail <logfile>"
-                    )?;
-                    return Ok(EXIT_OK);
-                }
-                None => match file.clone().or_else(|| ctl.s.logfile.clone()) {
-                    Some(p) => p,
-                    None => {
-                        writeln!(
-                            ctl.out,
-                            "No default log file specified; use logtail <logfile>"
-                        )?;
-                        return Ok(EXIT_OK);
-                    }
-                },
-            };
-            if let Err(e) = super::logtail::run(Path::new(&path), *follow, ctl.out) {
-                writeln!(ctl.out, "{e}")?;
-            }
-            Ok(EXIT_OK)
-        }
-        Command::Reload => {
-            if st.is_none() {
-                writeln!(ctl.out, "daemon manager not running")?;
-                return Ok(EXIT_OK);
-            }
-            let reply = ctl.send("reload").unwrap_or_default();
-            ctl.out.write_all(reply.as_bytes())?;
-            Ok(if reply.starts_with("Reloaded") {
-                EXIT_OK
-            } else {
-                EXIT_CHECK_FAILED
-            })
-        }
-        Command::Show { .. }
-        | Command::Check
-        | Command::Generate { .. }
-        | Command::SystemdUnit
-        | Command::Help { .. }
-        | Command::Other(_) => {
-            unreachable!("handled before the daemon is consulted")
-        }
+        other => unreachable!("{other:?} is handled before this dispatch"),
     }
 }
