@@ -632,11 +632,14 @@ impl Supervisor {
             }
         }
         self.handle_timers();
-        for (i, ready) in conn_ready.into_iter().enumerate() {
+        // Out of self while answering: dispatch needs all of self.
+        let mut conns = std::mem::take(&mut self.conns);
+        for (conn, ready) in conns.iter_mut().zip(conn_ready) {
             if ready {
-                self.service(i);
+                self.service(conn);
             }
         }
+        self.conns = conns;
         self.expire_conns();
         if listen_ready {
             self.accept();
@@ -745,6 +748,12 @@ impl Supervisor {
                 self.log.error(&e);
             }
         }
+        self.set_log_fallback();
+    }
+
+    /// Without an event log, warnings go to the first program's transcript
+    /// (zdaemon's stderr), else to zdrun's stderr.
+    fn set_log_fallback(&mut self) {
         let handle = self
             .nodes
             .first()
@@ -803,15 +812,11 @@ impl Supervisor {
         }
     }
 
-    fn service(&mut self, i: usize) {
-        if let Some(e) = self.conns[i].write() {
+    fn service(&mut self, conn: &mut Conn) {
+        if let Some(e) = conn.write() {
             self.log.warning(&e);
         }
-        let mut conn = self.conns.swap_remove(i);
-        self.answer(&mut conn);
-        self.conns.push(conn);
-        let last = self.conns.len() - 1;
-        self.conns.swap(i, last);
+        self.answer(conn);
     }
 
     fn expire_conns(&mut self) {
@@ -1148,12 +1153,7 @@ impl Supervisor {
             self.log
                 .info("event log configuration changed; switching to the new one");
             self.log = log;
-            let fallback = self
-                .nodes
-                .first()
-                .and_then(|n| n.transcript.as_ref())
-                .and_then(|t| t.file_handle());
-            self.log.set_fallback(fallback);
+            self.set_log_fallback();
             self.log.info("event log reopened after reload");
         }
         // The one program of a zdaemon runner config has no name.
