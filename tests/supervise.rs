@@ -1390,3 +1390,36 @@ fn reload_after_zdctl_start_sees_a_changed_program_line() {
         stdout(&o)
     );
 }
+
+#[test]
+fn relative_program_paths_survive_daemonizing_into_directory() {
+    let site = Site::new();
+    fs::create_dir(site.path("run")).unwrap();
+    for (name, body) in [("prog.sh", "exec sleep 100\n"), ("check.sh", "exit 0\n")] {
+        fs::write(site.path(name), format!("#!/bin/sh\n{body}")).unwrap();
+        fs::set_permissions(site.path(name), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // Relative to where zdctl runs (the site), while zdrun changes into
+    // `run/` when it daemonizes.
+    let runner = format!(
+        "  directory {}\n  start-test-program ./check.sh",
+        site.path("run").display()
+    );
+    site.config("./prog.sh", &runner, "");
+    let o = site.zdctl(&["start"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let pid = site.program_pid();
+    // A reload resolves the same relative names again.
+    site.config("./prog.sh", &format!("{runner}\n  backoff-limit 5"), "");
+    let o = site.zdctl(&["reload"]);
+    assert_eq!(
+        stdout(&o),
+        "Reloaded: added none; removed none; changed program\n",
+        "{}",
+        stderr(&o)
+    );
+    wait_for("the restarted program", || {
+        let p = site.program_pid();
+        p != 0 && p != pid
+    });
+}
