@@ -66,7 +66,8 @@ struct PromptLine {
 #[derive(Subcommand, Debug, Clone)]
 pub enum Command {
     /// Start the daemon process (and zdrun if it is not running); wait
-    /// until the program runs. Extra words are appended to the program.
+    /// until the program runs. Extra words are appended to the program; in
+    /// a site, the first names the one program to start.
     Start {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -74,12 +75,13 @@ pub enum Command {
     /// Stop the daemon process; wait until it is gone. In a site, NAME
     /// stops one program; without it all stop, dependents first.
     Stop { name: Option<String> },
-    /// Stop and then start the daemon process.
+    /// Stop and then start the daemon process (in a site: NAME, or all).
     Restart {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Print status for the daemon process.
+    /// Print status for the daemon process (in a site: one line per
+    /// program, or NAME's).
     Status {
         /// Show the raw status reply as well.
         #[arg(short = 'l')]
@@ -90,7 +92,8 @@ pub enum Command {
         #[arg(hide = true, allow_hyphen_values = true)]
         extra: Vec<String>,
     },
-    /// Send a signal (default SIGTERM) to the daemon process.
+    /// Send a signal (default SIGTERM) to the daemon process (in a site:
+    /// `kill SIG NAME`, or every program).
     Kill {
         #[arg(allow_hyphen_values = true)]
         signal: Vec<String>,
