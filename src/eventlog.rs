@@ -69,8 +69,15 @@ impl Logger {
         let level = log.map_or(WARNING, |l| l.level.0);
         let now = Timestamp::now().secs;
         for h in log.map(|l| l.handlers.as_slice()).unwrap_or_default() {
-            // Only file handlers are written; the others (syslog, HTTP,
-            // mail) are accepted in the config and left to the program.
+            // File and syslog handlers are written; the others (HTTP, mail,
+            // Windows) are accepted in the config and left to the program.
+            if let Handler::Syslog(sy) = h {
+                match Sink::syslog(sy) {
+                    Ok(sink) => sinks.push(sink),
+                    Err(e) => open_errors.push(e),
+                }
+                continue;
+            }
             if let Handler::Logfile(f) = h {
                 let (sink, error) = match Sink::new(f, now) {
                     Ok((sink, error)) => (Some(sink), error),
@@ -206,6 +213,10 @@ impl Inner {
                 continue;
             }
             let mut record = format_record(&sink.format, &sink.dateformat, &now, level, msg);
+            if let Output::Syslog(out) = &sink.out {
+                out.send(level, &record);
+                continue;
+            }
             record.push('\n');
             sink.out.write(record.as_bytes(), now.secs);
         }
@@ -284,9 +295,97 @@ enum Output {
     Stdout,
     Stderr,
     File(LogFileOut),
+    Syslog(SyslogOut),
+}
+
+/// A `<syslog>` handler: datagrams as Python's SysLogHandler sends them,
+/// `<PRI>` + the record + NUL, to a Unix socket (e.g. /dev/log) or UDP.
+struct SyslogOut {
+    sock: SyslogSocket,
+    facility: u8,
+}
+
+enum SyslogSocket {
+    Unix(std::os::unix::net::UnixDatagram),
+    Udp(std::net::UdpSocket),
+}
+
+impl SyslogOut {
+    fn send(&self, level: i64, record: &str) {
+        // Python's SysLogHandler.mapPriority, then encodePriority.
+        let severity = match level {
+            l if l >= CRITICAL => 2,
+            l if l >= ERROR => 3,
+            l if l >= WARNING => 4,
+            l if l >= INFO => 6,
+            _ => 7,
+        };
+        let datagram = format!("<{}>{record}\0", (u32::from(self.facility) << 3) | severity);
+        // A syslog that is not listening loses the record, as in Python.
+        let _ = match &self.sock {
+            SyslogSocket::Unix(s) => s.send(datagram.as_bytes()),
+            SyslogSocket::Udp(s) => s.send(datagram.as_bytes()),
+        };
+    }
+}
+
+/// Python's SysLogHandler facility names.
+fn syslog_facility(name: &str) -> Option<u8> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "kern" => 0,
+        "user" => 1,
+        "mail" => 2,
+        "daemon" => 3,
+        "auth" | "security" => 4,
+        "syslog" => 5,
+        "lpr" => 6,
+        "news" => 7,
+        "uucp" => 8,
+        "cron" => 9,
+        "authpriv" => 10,
+        "ftp" => 11,
+        "local0" => 16,
+        "local1" => 17,
+        "local2" => 18,
+        "local3" => 19,
+        "local4" => 20,
+        "local5" => 21,
+        "local6" => 22,
+        "local7" => 23,
+        _ => return None,
+    })
 }
 
 impl Sink {
+    /// A `<syslog>` handler, connected (datagram sockets: no connection is
+    /// kept open, only the address is fixed).
+    fn syslog(sy: &crate::config::Syslog) -> Result<Sink, String> {
+        use crate::config::SocketAddress;
+        let facility = syslog_facility(&sy.facility)
+            .ok_or_else(|| format!("unknown syslog facility {:?}", sy.facility))?;
+        let sock = match &sy.address {
+            SocketAddress::Unix(path) => {
+                let s = std::os::unix::net::UnixDatagram::unbound()
+                    .and_then(|s| s.connect(path).map(|()| s))
+                    .map_err(|e| format!("cannot reach syslog at {path}: {e}"))?;
+                SyslogSocket::Unix(s)
+            }
+            SocketAddress::Inet { host, port } => {
+                let port = port.unwrap_or(514);
+                let s = std::net::UdpSocket::bind(("0.0.0.0", 0))
+                    .and_then(|s| s.connect((host.as_str(), port)).map(|()| s))
+                    .map_err(|e| format!("cannot reach syslog at {host}:{port}: {e}"))?;
+                SyslogSocket::Udp(s)
+            }
+        };
+        Ok(Sink {
+            level: sy.level.0,
+            format: sy.format.clone(),
+            dateformat: sy.dateformat.clone(),
+            out: Output::Syslog(SyslogOut { sock, facility }),
+        })
+    }
+
     /// The handler for `f` and the error opening its file, if any (it
     /// retries on reopen); an error if the handler is unusable.
     fn new(f: &LogFile, now: i64) -> Result<(Sink, Option<String>), String> {
@@ -330,6 +429,8 @@ impl Output {
             }
             Output::Stderr => std::io::stderr().write_all(record),
             Output::File(f) => f.write(record, now),
+            // Sent whole by the caller, with its priority.
+            Output::Syslog(_) => Ok(()),
         };
     }
 }
@@ -779,6 +880,38 @@ fn format_record(fmt: &str, datefmt: &str, ts: &Timestamp, level: i64, msg: &str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn syslog_datagrams_as_python_sends_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("log.sock");
+        let server = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
+        server
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let text = format!(
+            "<runner>\n  program sleep 1\n</runner>\n\
+             <eventlog>\n  level info\n  <syslog>\n    address {}\n    facility local3\n  \
+             </syslog>\n</eventlog>\n",
+            sock.display()
+        );
+        let config = crate::config::load_zconfig_str(&text, &dir.path().join("zd.conf"))
+            .expect("config loads");
+        let mut log = Logger::new(config.eventlog.as_ref());
+        assert!(log.open_errors.is_empty(), "{:?}", log.open_errors);
+        log.info("daemon manager started");
+        log.critical("restarting too frequently; quit");
+        log.debug("not at level info");
+        let mut buf = [0u8; 512];
+        let n = server.recv(&mut buf).unwrap();
+        // local3 = 19: (19 << 3) | info 6; the default format is
+        // "%(name)s %(message)s".
+        assert_eq!(&buf[..n], b"<158>root daemon manager started\0");
+        let n = server.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"<154>root restarting too frequently; quit\0");
+        server.set_nonblocking(true).unwrap();
+        assert!(server.recv(&mut buf).is_err(), "debug filtered out");
+    }
 
     fn read(p: &Path) -> String {
         std::fs::read_to_string(p).unwrap_or_default()
