@@ -92,6 +92,11 @@ impl Settings {
         let Some(r) = config.runner.as_ref().filter(|r| !r.program.is_empty()) else {
             return Err("no program specified; use -p or -C".into());
         };
+        Ok(Self::from_runner(config, r, bases))
+    }
+
+    /// Settings from a runner (whose program may be empty: a site's).
+    fn from_runner(config: &Config, r: &config::Runner, bases: &Bases) -> Settings {
         // zdaemon takes a relative socket name from the caller's directory,
         // so a zdctl run elsewhere cannot find the daemon; from a file we
         // take it from the file's directory instead.
@@ -99,30 +104,50 @@ impl Settings {
             (false, Some(dir)) => dir,
             _ => bases.cwd,
         };
-        Ok(Settings {
+        // The runner's program settings, once; a zdaemon config's one node
+        // and the settings zdctl reads are the same values.
+        let node = NodeSettings {
+            name: String::new(),
             program: r.program.clone(),
-            socket: absolute(&r.socket_name, socket_base),
-            daemon: r.daemon,
             directory: r.directory.as_deref().map(|d| absolute(d, bases.cwd)),
-            backoff_limit: r.backoff_limit,
-            forever: r.forever,
-            exit_codes: r.exit_codes.clone(),
-            start_test_program: r.start_test_program.clone().filter(|p| !p.is_empty()),
-            start_timeout: r.start_timeout,
-            stop_timeout: r.stop_timeout,
-            user: r.user.clone(),
-            umask: r.umask,
-            transcript: absolute(r.transcript.as_deref().unwrap_or("/dev/null"), bases.cwd),
-            logfile: r.logfile.as_deref().map(|l| absolute(l, bases.cwd)),
-            hang_around: r.hang_around,
-            zdrun: r.zdrun.as_deref().map(|z| absolute(z, bases.cwd)),
-            default_to_interactive: r.default_to_interactive,
-            prompt: r.prompt.clone(),
             environment: config
                 .environment
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            backoff_limit: r.backoff_limit,
+            forever: r.forever,
+            exit_codes: r.exit_codes.clone(),
+            start_test_program: r.start_test_program.clone().filter(|p| !p.is_empty()),
+            stop_timeout: r.stop_timeout,
+            start_timeout: r.start_timeout,
+            umask: r.umask,
+            transcript: absolute(r.transcript.as_deref().unwrap_or("/dev/null"), bases.cwd),
+            logfile: r.logfile.as_deref().map(|l| absolute(l, bases.cwd)),
+            after: Vec::new(),
+            ready_address: None,
+            base: bases.cwd.to_path_buf(),
+        };
+        Settings {
+            program: node.program.clone(),
+            socket: absolute(&r.socket_name, socket_base),
+            daemon: r.daemon,
+            directory: node.directory.clone(),
+            backoff_limit: node.backoff_limit,
+            forever: node.forever,
+            exit_codes: node.exit_codes.clone(),
+            start_test_program: node.start_test_program.clone(),
+            start_timeout: node.start_timeout,
+            stop_timeout: node.stop_timeout,
+            user: r.user.clone(),
+            umask: node.umask,
+            transcript: node.transcript.clone(),
+            logfile: node.logfile.clone(),
+            hang_around: r.hang_around,
+            zdrun: r.zdrun.as_deref().map(|z| absolute(z, bases.cwd)),
+            default_to_interactive: r.default_to_interactive,
+            prompt: r.prompt.clone(),
+            environment: node.environment.clone(),
             eventlog: effective_eventlog(config).cloned().map(|mut log| {
                 // Absolute now, so a reopen or reload after zdrun changed
                 // directory finds the same files.
@@ -136,42 +161,15 @@ impl Settings {
                 }
                 log
             }),
-            nodes: vec![NodeSettings {
-                name: String::new(),
-                program: r.program.clone(),
-                directory: r.directory.as_deref().map(|d| absolute(d, bases.cwd)),
-                environment: config
-                    .environment
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                backoff_limit: r.backoff_limit,
-                forever: r.forever,
-                exit_codes: r.exit_codes.clone(),
-                start_test_program: r.start_test_program.clone().filter(|p| !p.is_empty()),
-                stop_timeout: r.stop_timeout,
-                start_timeout: r.start_timeout,
-                umask: r.umask,
-                transcript: absolute(r.transcript.as_deref().unwrap_or("/dev/null"), bases.cwd),
-                logfile: r.logfile.as_deref().map(|l| absolute(l, bases.cwd)),
-                after: Vec::new(),
-                ready_address: None,
-                base: bases.cwd.to_path_buf(),
-            }],
-        })
+            nodes: vec![node],
+        }
     }
 
     /// A site: the runner configures the supervisor, each `<program>` a node.
     fn site(config: &Config, bases: &Bases) -> Result<Settings, String> {
-        let mut supervisor = config.clone();
-        let runner = supervisor
-            .runner
-            .get_or_insert_with(|| config::Runner::new(Vec::new()));
-        // Borrow the single-program path for the supervisor's own keys.
-        runner.program = vec!["(site)".into()];
-        supervisor.kind = Kind::Zdaemon;
-        let mut s = Self::from_config(&supervisor, bases)?;
-        s.program = Vec::new();
+        // The runner holds the supervisor's own settings (no program).
+        let default = config::Runner::new(Vec::new());
+        let mut s = Self::from_runner(config, config.runner.as_ref().unwrap_or(&default), bases);
         let mut nodes = Vec::with_capacity(config.programs.len());
         let mut connects = Vec::with_capacity(config.programs.len());
         for p in &config.programs {
