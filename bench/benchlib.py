@@ -1,6 +1,7 @@
 """Helpers shared by the benchmark scripts (bench/supervise.py and
 bench/site.py): process inspection through /proc, cleanup, the table."""
 
+import argparse
 import os
 import signal
 import sys
@@ -89,3 +90,23 @@ def print_table(rows, theirs):
         print(" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
         if i == 0:
             print(sep)
+
+
+def main(doc, name, run):
+    """The scripts' entry point: --zdctl and --tmp, SIGTERM as an exit that
+    still runs the cleanups, a Failure as a message and status 1."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--zdctl", required=True, help="our release zdctl")
+    ap.add_argument("--tmp", required=True, help="empty scratch directory")
+    args = ap.parse_args()
+
+    def on_term(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        run(args)
+    except Failure as e:
+        print(f"{name}: {e}", file=sys.stderr)
+        return 1
+    return 0

@@ -44,7 +44,6 @@ program pids are also listed in DIR/pids for the caller's last-resort
 cleanup.
 """
 
-import argparse
 import json
 import os
 import signal
@@ -62,6 +61,7 @@ from benchlib import (  # noqa: E402
     env_int,
     kill_quietly,
     log,
+    main,
     print_table,
     proc_fields,
     ratio,
@@ -511,23 +511,5 @@ def run(args):
         )
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--zdctl", required=True, help="our release zdctl")
-    ap.add_argument("--tmp", required=True, help="empty scratch directory")
-    args = ap.parse_args()
-
-    def on_term(signum, frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_term)
-    try:
-        run(args)
-    except Failure as e:
-        print(f"bench/site: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(__doc__, "bench/site", run))

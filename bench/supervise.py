@@ -37,7 +37,6 @@ daemon started is stopped on the way out, whatever happens; the pids are
 also listed in DIR/pids for the caller's last-resort cleanup.
 """
 
-import argparse
 import os
 import re
 import signal
@@ -56,6 +55,7 @@ from benchlib import (  # noqa: E402
     env_int,
     kill_quietly,
     log,
+    main,
     print_table,
     proc_fields,
     ratio,
@@ -450,23 +450,5 @@ def run(args):
         )
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--zdctl", required=True, help="our release zdctl")
-    ap.add_argument("--tmp", required=True, help="empty scratch directory")
-    args = ap.parse_args()
-
-    def on_term(signum, frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_term)
-    try:
-        run(args)
-    except Failure as e:
-        print(f"bench/supervise: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(__doc__, "bench/supervise", run))

@@ -298,23 +298,7 @@ fn status_long_prints_the_raw_reply_and_a_blank_line() {
         .lines()
         .map(|l| l.split_once('=').expect("key=value").0)
         .collect();
-    assert_eq!(
-        keys,
-        [
-            "status",
-            "now",
-            "should_be_up",
-            "delay",
-            "backoff",
-            "lasttime",
-            "application",
-            "testing",
-            "manager",
-            "backofflimit",
-            "filename",
-            "args"
-        ]
-    );
+    assert_eq!(keys, STATUS_KEYS);
     assert!(raw.contains(&format!("\napplication={pid}\n")), "{raw}");
     assert!(raw.ends_with("args=['sleep', '100']\n"), "{raw}");
 }

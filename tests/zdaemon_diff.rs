@@ -22,27 +22,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use common::oracle_python;
-use common::site::{DEADLINE, Site, alive, kill, request, stderr, stdout, undot};
+use common::site::{DEADLINE, STATUS_KEYS, Site, alive, kill, request, stderr, stdout, undot};
 
 /// Longest any single zdctl run may take. zdaemon's own wait loops give a
 /// manager that never answers 10 s, so this leaves room for that.
 const COMMAND_DEADLINE: Duration = Duration::from_secs(60);
-
-/// The keys of zdrun's `status` reply, in zdaemon's order.
-const STATUS_KEYS: [&str; 12] = [
-    "status",
-    "now",
-    "should_be_up",
-    "delay",
-    "backoff",
-    "lasttime",
-    "application",
-    "testing",
-    "manager",
-    "backofflimit",
-    "filename",
-    "args",
-];
 
 /// One implementation of zdctl + zdrun.
 #[derive(Clone, Debug, PartialEq)]

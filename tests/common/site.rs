@@ -8,6 +8,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+/// The keys of zdrun's `status` reply, in zdaemon's order.
+pub const STATUS_KEYS: [&str; 12] = [
+    "status",
+    "now",
+    "should_be_up",
+    "delay",
+    "backoff",
+    "lasttime",
+    "application",
+    "testing",
+    "manager",
+    "backofflimit",
+    "filename",
+    "args",
+];
+
 /// How long any single wait in a test may take before it fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
