@@ -13,6 +13,7 @@
 //! served concurrently, each with a read deadline; only our uid and root
 //! may use the socket; `hang-around` keeps zdrun up after `stop`.
 
+mod leftovers;
 mod node;
 mod server;
 pub mod settings;
@@ -75,6 +76,9 @@ fn usage_error(msg: &str) -> i32 {
 
 /// Entry point of the `zdrun` binary; returns the exit status.
 pub fn main() -> i32 {
+    // Descriptors the caller left open (`zdctl start 7>file`) are neither
+    // zdrun's nor its programs'.
+    close_inherited_fds();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return i32::from(crate::ctl::command_line_error(&e, "zdrun")),
@@ -84,11 +88,12 @@ pub fn main() -> i32 {
         Err(e) => return usage_error(&format!("cannot read the current directory: {e}")),
     };
     let load = move || load_settings(&cli, &cwd);
+    let load: Loader = std::sync::Arc::new(load);
     let settings = match load() {
         Ok(s) => s,
         Err(e) => return usage_error(&e),
     };
-    run(settings, Some(Box::new(load)))
+    run(settings, Some(load))
 }
 
 /// Read the configuration and command line into settings; used at start
@@ -129,8 +134,19 @@ fn load_settings(cli: &Cli, cwd: &Path) -> Result<Settings, String> {
     })
 }
 
-/// Re-reads the settings for `reload`.
-pub type Loader = Box<dyn Fn() -> Result<Settings, String>>;
+/// Re-reads the settings for `reload` (in a thread of its own).
+pub type Loader = Arc<dyn Fn() -> Result<Settings, String> + Send + Sync>;
+
+fn close_inherited_fds() {
+    // SAFETY: at the start of main nothing of ours holds a descriptor
+    // above 2; close_range touches no memory.
+    if unsafe { nix::libc::close_range(3, u32::MAX, 0) } != 0 {
+        for fd in 3..1024 {
+            // SAFETY: as above; EBADF for descriptors not open is fine.
+            unsafe { nix::libc::close(fd) };
+        }
+    }
+}
 
 fn absolute_dir_of(file: &Path, cwd: &Path) -> PathBuf {
     let abs = if file.is_absolute() {
@@ -189,6 +205,8 @@ fn wall(t: SystemTime) -> f64 {
 /// Signals zdrun acts on, each with the flag its handler sets.
 struct Signals {
     pipe: UnixStream,
+    /// The pipe's write end, for threads that must wake the event loop.
+    wake: UnixStream,
     chld: Arc<AtomicBool>,
     term: Arc<AtomicBool>,
     int: Arc<AtomicBool>,
@@ -203,6 +221,7 @@ impl Signals {
         write.set_nonblocking(true)?;
         let s = Signals {
             pipe: read,
+            wake: write.try_clone()?,
             chld: Arc::default(),
             term: Arc::default(),
             int: Arc::default(),
@@ -248,6 +267,33 @@ struct Supervisor {
     ready_sent: bool,
     last_summary: String,
     watchdog_at: Option<Instant>,
+    /// Kills what the programs leave behind once zdrun is gone.
+    guard: Option<leftovers::Guard>,
+    /// A program ended or an orphan died: look for leftovers to kill.
+    sweep_due: bool,
+    /// A reload reading the configuration in its own thread.
+    reloading: Option<Reloading>,
+}
+
+/// How long a reload may take to read the configuration: less than a
+/// client waits for its reply.
+const RELOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
+
+/// What a reload read: the settings and each node's program file.
+type Loaded = Result<(Settings, Vec<PathBuf>), String>;
+
+/// A reload under way: the configuration is read off the event loop, so
+/// a file that is slow to read never stalls supervision.
+struct Reloading {
+    answer: std::sync::mpsc::Receiver<Loaded>,
+    since: Instant,
+    /// Clients waiting for the outcome (a SIGHUP has none).
+    waiters: Vec<UnixStream>,
+    /// Asked for again while reading: read once more when done.
+    again: Vec<UnixStream>,
+    again_wanted: bool,
+    /// Gave up waiting; the thread is still stuck in the files.
+    abandoned: bool,
 }
 
 /// Find each node's program file; the first failure is the error.
@@ -314,9 +360,6 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
             hard,
         );
     }
-    // Orphans of the program become ours to reap, so none stay zombies.
-    #[cfg(target_os = "linux")]
-    let _ = nix::sys::prctl::set_child_subreaper(true);
     let signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => {
@@ -356,6 +399,20 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
     {
         return code;
     }
+    // In the process that supervises (after the daemonizing fork, which
+    // would lose it): orphans of the programs become ours, to reap and to
+    // kill with the program that started them.
+    #[cfg(target_os = "linux")]
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        log.warning(&format!("cannot become the programs' subreaper: {e}"));
+    }
+    let guard = match leftovers::start_guard() {
+        Ok(g) => Some(g),
+        Err(e) => {
+            log.warning(&format!("cannot start the guard process: {e}"));
+            None
+        }
+    };
     let mut nodes = Vec::with_capacity(settings.nodes.len());
     for (n, file) in settings.nodes.iter().zip(files) {
         let transcript = capture
@@ -384,6 +441,9 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
         notify,
         ready_sent: false,
         last_summary: String::new(),
+        guard,
+        sweep_due: false,
+        reloading: None,
     };
     sup.log.info("daemon manager started");
     let status = sup.run_forever();
@@ -569,7 +629,15 @@ impl Supervisor {
             .flat_map(|n| [n.delay, n.test_retry, n.ready_probe])
             .flatten()
             .min();
-        [conn, nodes, self.watchdog_at].into_iter().flatten().min()
+        let reload = self
+            .reloading
+            .as_ref()
+            .filter(|r| !r.abandoned)
+            .map(|r| r.since + RELOAD_TIMEOUT);
+        [conn, nodes, self.watchdog_at, reload]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn wait_and_dispatch(&mut self) {
@@ -631,7 +699,16 @@ impl Supervisor {
                 self.log.error(&msg);
             }
         }
+        if self.exit_status.is_some() {
+            // On the way out: answering now would report a manager that is
+            // about to be gone.
+            return;
+        }
         self.handle_timers();
+        self.check_reload();
+        if std::mem::take(&mut self.sweep_due) {
+            self.sweep();
+        }
         // Out of self while answering: dispatch needs all of self.
         let mut conns = std::mem::take(&mut self.conns);
         for (conn, ready) in conns.iter_mut().zip(conn_ready) {
@@ -657,8 +734,7 @@ impl Supervisor {
             if self.load.is_some() {
                 self.log
                     .info("received SIGHUP; reloading the configuration");
-                let reply = self.reload();
-                self.log.info(reply.trim_end());
+                self.start_reload(None);
             } else {
                 self.shutdown("SIGHUP");
             }
@@ -724,15 +800,63 @@ impl Supervisor {
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(status) => {
                     let Some(pid) = status.pid() else { continue };
+                    if matches!(status, WaitStatus::Stopped(..) | WaitStatus::Continued(_)) {
+                        continue;
+                    }
                     if let Some(i) = self.nodes.iter().position(|n| n.pid == Some(pid)) {
                         let v = self.nodes[i].exited(status, self.shutting_down, &mut self.log);
                         self.verdict(i, v);
+                        self.sweep_due = true;
                     } else if let Some(n) = self.nodes.iter_mut().find(|n| n.owns_test(pid)) {
                         n.test_exited(status, &mut self.log);
+                    } else if self.guard.as_ref().is_some_and(|g| g.pid == pid) {
+                        self.log.warning("the guard process died; starting another");
+                        self.guard = leftovers::start_guard().ok();
+                    } else {
+                        // An orphan of a program, ours as subreaper: its
+                        // own children are ours now, maybe to kill.
+                        self.sweep_due = true;
                     }
-                    // Anything else (an orphan re-parented to us as
-                    // subreaper) is simply reaped.
                 }
+            }
+        }
+    }
+
+    /// Kill the orphans of programs that have ended (a program's leftovers
+    /// go with it) and, on the way out, every orphan.
+    fn sweep(&mut self) {
+        let Some(manager) = self.guard.as_ref().and(leftovers::manager_id()) else {
+            return;
+        };
+        for pid in leftovers::children() {
+            if self
+                .nodes
+                .iter()
+                .any(|n| n.pid == Some(pid) || n.owns_test(pid))
+                || self.guard.as_ref().is_some_and(|g| g.pid == pid)
+            {
+                continue;
+            }
+            let leftover = match leftovers::owner(pid, manager) {
+                leftovers::Owner::Node(name) => {
+                    self.shutting_down
+                        || self
+                            .nodes
+                            .iter()
+                            .find(|n| n.s.name == name)
+                            .is_none_or(|n| n.pid.is_none())
+                }
+                // Unmarked (it cleared its environment): in a single
+                // program's zdrun it can only be that program's.
+                leftovers::Owner::Unknown => {
+                    self.shutting_down || (!self.s.is_site() && self.nodes[0].pid.is_none())
+                }
+            };
+            if leftover {
+                self.log.info(&format!(
+                    "killing pid {pid}, left behind by an ended program"
+                ));
+                leftovers::kill_tree(pid);
             }
         }
     }
@@ -789,6 +913,19 @@ impl Supervisor {
                 Some(refusal) => {
                     self.log.warning(refusal.trim_end());
                     conn.reply(&refusal);
+                }
+                None if protocol::split_request(&line).first().map(String::as_str)
+                    == Some("reload") =>
+                {
+                    // The reply waits for the configuration to be read; the
+                    // connection lives on in a copy of its socket.
+                    match conn.stream.try_clone() {
+                        Ok(waiter) => {
+                            self.start_reload(Some(waiter));
+                            conn.reply_nothing();
+                        }
+                        Err(e) => conn.reply(&format!("Reload failed; nothing changed:\n{e}\n")),
+                    }
                 }
                 None => match self.dispatch(&line) {
                     Some(r) => conn.reply(&r),
@@ -868,7 +1005,11 @@ impl Supervisor {
                 return None;
             }
             "info" => self.info_json(),
-            "reload" => self.reload(),
+            "reload" => {
+                // Answered once the configuration is read (see answer()).
+                self.start_reload(None);
+                return None;
+            }
             _ => protocol::reply_unknown(cmd),
         };
         Some(reply)
@@ -1035,35 +1176,136 @@ impl Supervisor {
         text
     }
 
-    /// Re-read the configuration; start added nodes, stop removed ones,
-    /// restart changed ones. A bad configuration changes nothing.
-    fn reload(&mut self) -> String {
+    /// Re-read the configuration, in a thread: the reply goes to `waiter`
+    /// (none for SIGHUP) once it is read and applied.
+    fn start_reload(&mut self, waiter: Option<UnixStream>) {
+        if let Some(r) = &mut self.reloading {
+            if !r.abandoned {
+                r.again.extend(waiter);
+                r.again_wanted = true;
+                return;
+            }
+            if !matches!(
+                r.answer.try_recv(),
+                Err(std::sync::mpsc::TryRecvError::Empty)
+            ) {
+                self.reloading = None;
+            } else {
+                let reply = "Reload failed; nothing changed:\nthe previous reload is still \
+                             reading the configuration\n";
+                self.log.error(reply.trim_end());
+                send_reply(waiter, reply);
+                return;
+            }
+        }
+        let Some(load) = self.load.clone() else {
+            send_reply(
+                waiter,
+                "Reload failed: zdrun was started without a configuration file\n",
+            );
+            return;
+        };
         if let Some(n) = &self.notify {
             n.reloading();
         }
-        let reply = self.reload_now();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let wake = self.signals.wake.try_clone();
+        let spawned = std::thread::Builder::new()
+            .name("reload".into())
+            .spawn(move || {
+                let loaded = load().and_then(|new| {
+                    let files = resolve_files(&new)?;
+                    Ok((new, files))
+                });
+                let _ = tx.send(loaded);
+                if let Ok(mut w) = wake {
+                    use std::io::Write;
+                    let _ = w.write(&[0]);
+                }
+            });
+        if let Err(e) = spawned {
+            let reply = format!("Reload failed; nothing changed:\ncannot start reading: {e}\n");
+            self.log.error(reply.trim_end());
+            send_reply(waiter, &reply);
+            return;
+        }
+        self.reloading = Some(Reloading {
+            answer: rx,
+            since: Instant::now(),
+            waiters: waiter.into_iter().collect(),
+            again: Vec::new(),
+            again_wanted: false,
+            abandoned: false,
+        });
+    }
+
+    /// Apply a finished reload, or give up on one that takes too long.
+    fn check_reload(&mut self) {
+        let Some(r) = &mut self.reloading else { return };
+        let reply = match r.answer.try_recv() {
+            Ok(_) if r.abandoned => {
+                // Too late: its waiters were told it failed.
+                self.reloading = None;
+                return;
+            }
+            Ok(loaded) => self.reload_apply(loaded),
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                if r.abandoned || r.since.elapsed() < RELOAD_TIMEOUT {
+                    return;
+                }
+                r.abandoned = true;
+                let reply = format!(
+                    "Reload failed; nothing changed:\nreading the configuration took longer \
+                     than {} seconds\n",
+                    RELOAD_TIMEOUT.as_secs()
+                );
+                self.log.error(reply.trim_end());
+                reply
+            }
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                "Reload failed; nothing changed:\nthe configuration reader failed\n".to_string()
+            }
+        };
         if let Some(n) = &self.notify {
             n.send(&format!(
                 "READY=1\nSTATUS={}",
                 reply.lines().next().unwrap_or("")
             ));
         }
-        reply
+        let Some(r) = &mut self.reloading else { return };
+        let waiters = std::mem::take(&mut r.waiters);
+        let (again, again_wanted) = (std::mem::take(&mut r.again), r.again_wanted);
+        let abandoned = r.abandoned;
+        if waiters.is_empty() {
+            // Asked for by SIGHUP.
+            self.log.info(reply.trim_end());
+        }
+        for w in waiters {
+            send_reply(Some(w), &reply);
+        }
+        if abandoned {
+            // Requests that came while it was stuck fail too.
+            for w in again {
+                send_reply(Some(w), &reply);
+            }
+            return;
+        }
+        self.reloading = None;
+        if again_wanted {
+            let mut again = again.into_iter();
+            self.start_reload(again.next());
+            if let Some(r) = &mut self.reloading {
+                r.waiters.extend(again);
+            }
+        }
     }
 
-    fn reload_now(&mut self) -> String {
-        let Some(load) = &self.load else {
-            return "Reload failed: zdrun was started without a configuration file\n".into();
-        };
-        let new = match load() {
-            Ok(s) => s,
-            Err(e) => {
-                self.log.error(&format!("reload refused: {e}"));
-                return format!("Reload failed; nothing changed:\n{e}\n");
-            }
-        };
-        let files = match resolve_files(&new) {
-            Ok(f) => f,
+    /// Switch to a configuration read by a reload: start added nodes,
+    /// stop removed ones, restart changed ones. A bad configuration
+    /// changes nothing.
+    fn reload_apply(&mut self, loaded: Loaded) -> String {
+        let (new, files) = match loaded {
+            Ok(l) => l,
             Err(e) => {
                 self.log.error(&format!("reload refused: {e}"));
                 return format!("Reload failed; nothing changed:\n{e}\n");
@@ -1174,6 +1416,16 @@ impl Supervisor {
             list(&removed),
             list(&changed)
         )
+    }
+}
+
+/// Send a deferred reply on a client's socket and close it. The reply is
+/// short and the socket fresh, so it fits the socket's buffer.
+fn send_reply(waiter: Option<UnixStream>, reply: &str) {
+    if let Some(mut w) = waiter {
+        use std::io::Write;
+        let _ = w.set_nonblocking(true);
+        let _ = w.write_all(reply.as_bytes());
     }
 }
 

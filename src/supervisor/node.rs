@@ -16,6 +16,16 @@ use crate::protocol::Status;
 
 /// How often a node's readiness address is tried.
 pub const READY_PROBE: Duration = Duration::from_millis(50);
+/// How long a readiness host name's addresses are used before asking again.
+const RESOLVED_FOR: Duration = Duration::from_secs(30);
+/// A resolver silent for this long makes the node "not ready" with a reason.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A name lookup under way in its own thread.
+struct Resolving {
+    answer: std::sync::mpsc::Receiver<Result<Vec<std::net::SocketAddr>, String>>,
+    since: Instant,
+}
 
 /// How the last run of the program ended.
 #[derive(Clone, Debug)]
@@ -47,6 +57,9 @@ pub struct NodeInfo<'a> {
     pub should_be_up: bool,
     pub testing: bool,
     pub ready: bool,
+    /// Why the node is not ready, when zdrun knows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'a str>,
     pub program: &'a [String],
     pub after: &'a [String],
 }
@@ -80,6 +93,16 @@ pub struct Node {
     pub delay: Option<Instant>,
     pub killing: bool,
     pub testing: bool,
+    /// When SIGKILL follows the SIGTERM of a stop: fixed by the first
+    /// SIGTERM of a run, so later stops, restarts and reloads do not
+    /// push it back.
+    kill_at: Option<Instant>,
+    /// Name resolution of the readiness address, off the event loop.
+    resolving: Option<Resolving>,
+    /// Addresses the readiness host resolved to, and when.
+    resolved: Option<(Vec<std::net::SocketAddr>, Instant)>,
+    /// Why the node is not ready, for status.
+    pub reason: Option<String>,
     // Ours.
     test: Option<StartTest>,
     pub test_retry: Option<Instant>,
@@ -113,6 +136,10 @@ impl Node {
             delay: None,
             killing: false,
             testing: false,
+            kill_at: None,
+            resolving: None,
+            resolved: None,
+            reason: None,
             test: None,
             test_retry: None,
             ready: false,
@@ -142,6 +169,7 @@ impl Node {
             file: &self.file,
             argv: &self.s.program,
             env: &self.s.environment,
+            node: &self.s.name,
             directory: self.s.directory.as_deref(),
             umask: self.s.umask,
             output: self.transcript.as_ref().map(|t| t.writer()),
@@ -200,31 +228,112 @@ impl Node {
     /// Try the readiness address; called when `ready_probe` is due.
     pub fn probe_ready(&mut self, log: &mut Logger) {
         use crate::config::SocketAddress;
-        let Some(addr) = &self.s.ready_address else {
+        let Some(addr) = self.s.ready_address.clone() else {
             return;
         };
-        let ok = match addr {
+        let ok = match &addr {
             SocketAddress::Unix(path) => std::os::unix::net::UnixStream::connect(path).is_ok(),
             SocketAddress::Inet { host, port } => {
-                use std::net::ToSocketAddrs;
                 let host = if host.is_empty() { "127.0.0.1" } else { host };
-                (host, port.unwrap_or(0))
-                    .to_socket_addrs()
-                    .ok()
-                    .into_iter()
-                    .flatten()
-                    .any(|a| {
-                        std::net::TcpStream::connect_timeout(&a, Duration::from_millis(20)).is_ok()
-                    })
+                match self.addresses(host, port.unwrap_or(0), log) {
+                    Some(addrs) => addrs.iter().any(|a| {
+                        std::net::TcpStream::connect_timeout(a, Duration::from_millis(20)).is_ok()
+                    }),
+                    None => false,
+                }
             }
         };
         if ok {
             self.ready_probe = None;
+            self.reason = None;
             log.info(&self.tag(&format!("ready: {addr} accepts connections")));
             self.update_ready();
         } else {
+            if self.reason.is_none() {
+                self.reason = Some(format!("{addr} does not accept connections yet"));
+            }
             self.ready_probe = Some(Instant::now() + READY_PROBE);
         }
+    }
+
+    /// The addresses `host` stands for. A name is resolved by a thread of
+    /// its own (a resolver that never answers must not stall zdrun), with
+    /// the answer kept for a while; `None` while there is none.
+    fn addresses(
+        &mut self,
+        host: &str,
+        port: u16,
+        log: &mut Logger,
+    ) -> Option<Vec<std::net::SocketAddr>> {
+        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse() {
+            return Some(vec![std::net::SocketAddr::new(ip, port)]);
+        }
+        let now = Instant::now();
+        if let Some((addrs, at)) = &self.resolved
+            && now.duration_since(*at) < RESOLVED_FOR
+        {
+            return Some(addrs.clone());
+        }
+        if let Some(r) = &self.resolving {
+            match r.answer.try_recv() {
+                Ok(Ok(addrs)) => {
+                    self.resolving = None;
+                    if addrs.is_empty() {
+                        self.reason = Some(format!("cannot resolve host '{host}': no address"));
+                        return None;
+                    }
+                    self.resolved = Some((addrs.clone(), now));
+                    return Some(addrs);
+                }
+                Ok(Err(e)) => {
+                    self.resolving = None;
+                    let why = format!("cannot resolve host '{host}': {e}");
+                    if self.reason.as_deref() != Some(why.as_str()) {
+                        log.warning(&self.tag(&why));
+                    }
+                    self.reason = Some(why);
+                    return None;
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    if now.duration_since(r.since) >= RESOLVE_TIMEOUT {
+                        let why = format!(
+                            "cannot resolve host '{host}': no answer within {} seconds",
+                            RESOLVE_TIMEOUT.as_secs()
+                        );
+                        if self.reason.as_deref() != Some(why.as_str()) {
+                            log.warning(&self.tag(&why));
+                        }
+                        self.reason = Some(why);
+                    }
+                    // One question at a time: wait for this one to end.
+                    return None;
+                }
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => self.resolving = None,
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let name = host.to_string();
+        let spawned = std::thread::Builder::new()
+            .name("resolver".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                use std::net::ToSocketAddrs;
+                let answer = (name.as_str(), port)
+                    .to_socket_addrs()
+                    .map(|a| a.collect::<Vec<_>>())
+                    .map_err(|e| e.to_string());
+                let _ = tx.send(answer);
+            });
+        match spawned {
+            Ok(_) => {
+                self.resolving = Some(Resolving {
+                    answer: rx,
+                    since: now,
+                })
+            }
+            Err(e) => self.reason = Some(format!("cannot resolve host '{host}': {e}")),
+        }
+        None
     }
 
     /// Start the start-test program if one is due.
@@ -248,6 +357,7 @@ impl Node {
             file: &file,
             argv: &words,
             env: &self.s.environment,
+            node: &self.s.name,
             directory: self.s.directory.as_deref(),
             umask: self.s.umask,
             output: self.transcript.as_ref().map(|t| t.writer()),
@@ -306,8 +416,12 @@ impl Node {
         }
         self.signal_group(Signal::SIGTERM);
         self.killing = true;
-        self.delay = (self.s.stop_timeout != 0)
-            .then(|| Instant::now() + Duration::from_secs(self.s.stop_timeout.max(0) as u64));
+        if self.s.stop_timeout != 0 {
+            let timeout = Duration::from_secs(self.s.stop_timeout.max(0) as u64);
+            self.delay = Some(*self.kill_at.get_or_insert_with(|| Instant::now() + timeout));
+        } else {
+            self.delay = None;
+        }
     }
 
     /// The delay has passed: escalate a pending stop to SIGKILL.
@@ -345,6 +459,8 @@ impl Node {
         };
         let msg = self.tag(&format!("pid {pid}: {msg}"));
         self.pid = None;
+        self.kill_at = None;
+        self.reason = None;
         self.testing = false;
         self.ready = false;
         self.ready_probe = None;
@@ -519,6 +635,11 @@ impl Node {
             should_be_up: self.should_be_up,
             testing: self.testing,
             ready: self.ready,
+            reason: if self.ready {
+                None
+            } else {
+                self.reason.as_deref()
+            },
             program: &self.s.program,
             after: &self.s.after,
         }

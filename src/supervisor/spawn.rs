@@ -23,6 +23,8 @@ pub struct Spec<'a> {
     pub file: &'a Path,
     pub argv: &'a [String],
     pub env: &'a [(String, String)],
+    /// The node's name, marked in the child's environment.
+    pub node: &'a str,
     pub directory: Option<&'a Path>,
     pub umask: u32,
     /// Where stdout and stderr go; `None` inherits zdrun's.
@@ -48,10 +50,13 @@ fn base_environment() -> &'static [(OsString, OsString)] {
     })
 }
 
-/// zdrun's environment with `overrides` applied, as `NAME=value` strings.
-fn environment(overrides: &[(String, String)]) -> std::io::Result<Vec<CString>> {
+/// zdrun's environment with `overrides` applied, then the marks that tie
+/// the child (and everything it starts) to this zdrun and node, as
+/// `NAME=value` strings.
+fn environment(overrides: &[(String, String)], node: &str) -> std::io::Result<Vec<CString>> {
     let mut vars: Vec<(OsString, OsString)> = base_environment().to_vec();
-    for (k, v) in overrides {
+    let marks = super::leftovers::marks(node);
+    for (k, v) in overrides.iter().chain(marks.iter()) {
         vars.retain(|(name, _)| name.as_os_str() != OsStr::new(k));
         vars.push((k.into(), v.into()));
     }
@@ -75,7 +80,7 @@ pub fn spawn(spec: &Spec) -> std::io::Result<Pid> {
         .iter()
         .map(|a| cstring(a.as_bytes()))
         .collect::<Result<_, _>>()?;
-    let envp = environment(spec.env)?;
+    let envp = environment(spec.env, spec.node)?;
     let dir = spec
         .directory
         .map(|d| cstring(d.as_os_str().as_bytes()))
@@ -119,7 +124,8 @@ pub fn spawn(spec: &Spec) -> std::io::Result<Pid> {
 }
 
 /// In the child, before exec: process group, death signal, stdio,
-/// directory, umask, descriptor limit, default signal dispositions.
+/// directory, umask, descriptor limit, default signal dispositions, and
+/// no descriptor but 0-2.
 fn child_setup(
     output: Option<&OwnedFd>,
     null: &std::fs::File,
@@ -155,5 +161,15 @@ fn child_setup(
     // Handlers are reset by exec itself.
     // SAFETY: installing SIG_DFL runs no code of ours.
     unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) }?;
+    // Whatever zdrun holds (pipes, sockets, the guard's pipe, descriptors
+    // a caller left open without close-on-exec) is not the program's.
+    // SAFETY: close_range only closes descriptors of this process; the
+    // child owns no Rust object that refers to them after this point.
+    if unsafe { nix::libc::close_range(3, u32::MAX, 0) } != 0 {
+        for fd in 3..1024 {
+            // SAFETY: as above; EBADF for descriptors not open is fine.
+            unsafe { nix::libc::close(fd) };
+        }
+    }
     Ok(())
 }
