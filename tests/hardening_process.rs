@@ -381,3 +381,45 @@ fn node_of(info: &serde_json::Value, name: &str) -> serde_json::Value {
         .cloned()
         .unwrap_or(serde_json::Value::Null)
 }
+
+/// The guard processes (comm `zdrun-guard`) whose parent is `manager`.
+fn guards_of(manager: i32) -> Vec<i32> {
+    fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .filter(|&p| {
+                    ppid(p) == manager
+                        && fs::read_to_string(format!("/proc/{p}/comm"))
+                            .is_ok_and(|c| c.trim() == "zdrun-guard")
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_killed_guard_is_replaced_and_supervision_goes_on() {
+    let site = Site::new();
+    site.config("sleep 3110", "", "");
+    let first = start(&site);
+    let manager = site.manager_pid();
+    let guards = guards_of(manager);
+    assert_eq!(guards.len(), 1, "guards: {guards:?}");
+    // Signals for zdrun's process group do not reach the guard...
+    assert!(kill(guards[0], 15));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(alive(guards[0]), "SIGTERM killed the guard");
+    // ...but SIGKILL does: zdrun starts another.
+    assert!(kill(guards[0], 9));
+    wait_for("a new guard", || {
+        let g = guards_of(manager);
+        g.len() == 1 && g[0] != guards[0]
+    });
+    assert_eq!(site.program_pid(), first);
+    let o = site.zdctl(&["stop"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    wait_for("the guard to leave with zdrun", || {
+        guards_of(manager).is_empty()
+    });
+}

@@ -144,6 +144,11 @@ pub struct Guard {
     _pipe: OwnedFd,
 }
 
+/// True while this process has one thread.
+pub fn single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|d| d.count() == 1)
+}
+
 /// Fork the guard. Must be called while zdrun has one thread.
 pub fn start_guard() -> std::io::Result<Guard> {
     let manager = set_manager_id().to_string();

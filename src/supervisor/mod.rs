@@ -810,8 +810,9 @@ impl Supervisor {
                     } else if let Some(n) = self.nodes.iter_mut().find(|n| n.owns_test(pid)) {
                         n.test_exited(status, &mut self.log);
                     } else if self.guard.as_ref().is_some_and(|g| g.pid == pid) {
-                        self.log.warning("the guard process died; starting another");
-                        self.guard = leftovers::start_guard().ok();
+                        self.log.warning("the guard process died");
+                        self.guard = None;
+                        self.sweep_due = true;
                     } else {
                         // An orphan of a program, ours as subreaper: its
                         // own children are ours now, maybe to kill.
@@ -825,9 +826,22 @@ impl Supervisor {
     /// Kill the orphans of programs that have ended (a program's leftovers
     /// go with it) and, on the way out, every orphan.
     fn sweep(&mut self) {
-        let Some(manager) = self.guard.as_ref().and(leftovers::manager_id()) else {
+        let Some(manager) = leftovers::manager_id() else {
             return;
         };
+        // A lost guard is replaced once no reload or lookup thread runs:
+        // a fork must not copy another thread's locks.
+        if self.guard.is_none() && leftovers::single_threaded() {
+            match leftovers::start_guard() {
+                Ok(g) => {
+                    self.log.info("started a new guard process");
+                    self.guard = Some(g);
+                }
+                Err(e) => self
+                    .log
+                    .warning(&format!("cannot start the guard process: {e}")),
+            }
+        }
         for pid in leftovers::children() {
             if self
                 .nodes
