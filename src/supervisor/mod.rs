@@ -1,15 +1,18 @@
 //! `zdrun`: the daemon manager. Runs one program, restarts it by zdaemon's
 //! rules, and answers zdaemon's control protocol on a Unix socket.
 //!
-//! One thread, one `poll`: signals arrive through a self-pipe, the
-//! program's output through the transcript pipe, clients through the
-//! socket. The poll timeout is the next scheduled action, or none at all,
+//! One event loop on the main thread, one `poll`: signals arrive through
+//! a self-pipe, the programs' output through the transcript pipes, clients
+//! through the socket. A reload's reading of files and name lookups for
+//! readiness run in short-lived threads that never touch the loop's state
+//! (a reload wakes the loop through the self-pipe). The poll timeout is the next scheduled action, or none at all,
 //! so an idle zdrun never wakes up.
 //!
 //! Deliberate differences from zdaemon (its quirks, not its protocol):
 //! the program runs in its own process group and `stop` signals the whole
-//! group; SIGTERM/SIGINT/SIGHUP to zdrun stop the program before zdrun
-//! exits 0; the program dies with zdrun (PR_SET_PDEATHSIG); clients are
+//! group; SIGTERM/SIGINT to zdrun stop the program before zdrun exits 0,
+//! SIGHUP reloads; nothing the program started outlives it or zdrun
+//! (see [`leftovers`]); clients are
 //! served concurrently, each with a read deadline; only our uid and root
 //! may use the socket; `hang-around` keeps zdrun up after `stop`.
 
