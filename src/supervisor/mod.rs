@@ -12,7 +12,7 @@
 //! the program runs in its own process group and `stop` signals the whole
 //! group; SIGTERM/SIGINT to zdrun stop the program before zdrun exits 0,
 //! SIGHUP reloads; nothing the program started outlives it or zdrun
-//! (see [`leftovers`]); clients are
+//! (see leftovers.rs); clients are
 //! served concurrently, each with a read deadline; only our uid and root
 //! may use the socket; `hang-around` keeps zdrun up after `stop`.
 
