@@ -97,10 +97,7 @@ impl<'s, 'a> Reader<'s, 'a> {
                     }
                 }
                 None => {
-                    if let Err(mut m) = datatypes::check_basic_key(key) {
-                        if key.starts_with('\u{feff}') {
-                            m.push_str(" (the file starts with a UTF-8 byte order mark)");
-                        }
+                    if let Err(m) = datatypes::check_basic_key(key) {
                         errors.push(v.pos, ErrorKind::BadKeyName(m), section);
                         continue;
                     }
