@@ -118,9 +118,8 @@ pub(crate) fn read_text(path: &Path) -> Result<String, SyntaxErrorKind> {
         .map_err(|e| fail(e.to_string()))?;
     let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
     check_file_type(path, &meta)?;
-    let mut bytes = Vec::new();
     // Size the buffer once (the length is only a hint: the file may grow).
-    bytes.reserve(meta.len().min(MAX_FILE_SIZE) as usize + 1);
+    let mut bytes = Vec::with_capacity(meta.len().min(MAX_FILE_SIZE) as usize + 1);
     file.take(MAX_FILE_SIZE + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| fail(e.to_string()))?;
