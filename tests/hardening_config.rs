@@ -626,12 +626,17 @@ fn a_program_the_runner_user_may_not_execute_is_refused_by_check() {
     let site = Site::new();
     let prog = write(&site.path("prog"), "#!/bin/sh\nexec sleep 100\n");
     fs::set_permissions(&prog, fs::Permissions::from_mode(0o744)).expect("chmod");
+    // The event log is opened as that user too: the site directory is
+    // root's, mode 0700.
+    let log = site.path("zd.log");
     let text = format!(
         "<runner>\n  program {}\n  user nobody\n  socket-name {}\n  \
-         start-test-program {}\n</runner>\n",
+         start-test-program {}\n</runner>\n<eventlog>\n  <logfile>\n    path {}\n  \
+         </logfile>\n</eventlog>\n",
         prog.display(),
         site.sock().display(),
-        site.path("missing-test").display()
+        site.path("missing-test").display(),
+        log.display()
     );
     let config = conf(&site, &text);
     let r = run("check", &mut zdctl_in(site.dir.path(), &config, &["check"]));
@@ -645,8 +650,11 @@ fn a_program_the_runner_user_may_not_execute_is_refused_by_check() {
                 "{c}:5: can't stat start-test-program '{}'",
                 site.path("missing-test").display()
             ),
+            format!("{c}:9: no permission to write log file '{}'", log.display()),
         ]
     );
+    write(&log, "");
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o666)).expect("chmod");
     fs::set_permissions(&prog, fs::Permissions::from_mode(0o755)).expect("chmod");
     write(&site.path("missing-test"), "#!/bin/sh\n");
     fs::set_permissions(site.path("missing-test"), fs::Permissions::from_mode(0o755))

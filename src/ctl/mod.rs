@@ -417,7 +417,7 @@ fn check(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result
         // program files as zdrun finds them.
         if config.kind == config::Kind::Site || config.runner.is_some() {
             let (s, _) = daemon::settings(cli).map_err(|e| located(cli, &e))?;
-            s.check_programs().map_err(|e| located(cli, &e))?;
+            s.check_runnable().map_err(|e| located(cli, &e))?;
             if s.start_timeout < 0 && cli.start_timeout.is_some() {
                 let e = format!("start-timeout must be 0 or more, not {}", s.start_timeout);
                 return Err(vec![format!("option -T: {e}")]);

@@ -39,6 +39,9 @@ pub struct Settings {
     pub eventlog: Option<EventLog>,
     /// The programs to supervise: one for a zdaemon runner config.
     pub nodes: Vec<NodeSettings>,
+    /// Where the runner's keys were written (e.g. `socket-name`), for
+    /// errors found later.
+    pub origins: Origins,
 }
 
 /// How to run one program: a runner's keys, resolved.
@@ -130,13 +133,15 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Check that every program and start-test program can be run: found,
-    /// a regular file, executable by the user it runs as. Not part of
-    /// [`Settings::from_config`]: zdctl must still stop or query a daemon
-    /// whose program has gone, and zdrun checks each program file as it
-    /// resolves it ([`NodeSettings::program_file`]).
-    pub fn check_programs(&self) -> Result<(), String> {
-        checks::programs(self)
+    /// Check what zdrun needs of the system to run these settings, as the
+    /// user it runs as: every program and start-test program is found, a
+    /// regular file and executable; every event log file can be opened for
+    /// writing. Not part of [`Settings::from_config`]: zdctl must still
+    /// stop or query a daemon whose program has gone, or whose log only
+    /// root may write; zdrun makes the same checks as it resolves each
+    /// program file ([`NodeSettings::program_file`]) and opens its log.
+    pub fn check_runnable(&self) -> Result<(), String> {
+        checks::runnable(self)
     }
 
     /// Settings from a runner (whose program may be empty: a site's).
@@ -207,6 +212,7 @@ impl Settings {
                 log
             }),
             nodes: vec![node],
+            origins: r.origins.clone(),
         }
     }
 

@@ -1,8 +1,9 @@
 //! The checks that resolved settings must pass before zdrun may run them.
 //! `zdctl check`, `zdctl start`, zdrun's start and its reload all go
 //! through [`Settings::from_config`](super::Settings::from_config), which
-//! runs [`settings`]; programs are checked apart ([`programs`]), since a
-//! daemon whose program file has gone must still be stoppable.
+//! runs [`settings`]; what the system must allow (program files, log files
+//! to write) is checked apart ([`runnable`]), since a daemon whose program
+//! file has gone must still be stoppable.
 //!
 //! Each problem is reported with where the setting was written (a file's
 //! line, or a command-line option), so a user is pointed at the line to
@@ -295,31 +296,73 @@ impl RunAs {
     }
 
     fn may_execute(&self, file: &Path, meta: &std::fs::Metadata) -> bool {
-        let mode = meta.permissions().mode();
         match self {
             RunAs::Me => nix::unistd::access(file, nix::unistd::AccessFlags::X_OK).is_ok(),
-            RunAs::User(u) if u.uid.is_root() => mode & 0o111 != 0,
-            RunAs::User(u) if u.uid.as_raw() == meta.uid() => mode & 0o100 != 0,
-            RunAs::User(u) => {
-                let in_group = u.gid.as_raw() == meta.gid()
-                    || std::ffi::CString::new(u.name.clone())
-                        .ok()
-                        .and_then(|name| nix::unistd::getgrouplist(&name, u.gid).ok())
-                        .is_some_and(|groups| groups.iter().any(|g| g.as_raw() == meta.gid()));
-                if in_group {
-                    mode & 0o010 != 0
-                } else {
-                    mode & 0o001 != 0
-                }
-            }
+            // Root may run a file with any execute bit.
+            RunAs::User(u) if u.uid.is_root() => meta.permissions().mode() & 0o111 != 0,
+            RunAs::User(_) => self.mode_allows(meta, 0o1),
         }
+    }
+
+    /// May the file at `path` be opened for appending (or, if it does not
+    /// exist, be created in its directory)?
+    fn may_write(&self, path: &Path) -> bool {
+        use nix::unistd::AccessFlags;
+        let (target, flags, bits) = match std::fs::metadata(path) {
+            Ok(_) => (path, AccessFlags::W_OK, 0o2),
+            Err(_) => match path.parent() {
+                Some(dir) => (dir, AccessFlags::W_OK | AccessFlags::X_OK, 0o3),
+                None => return true,
+            },
+        };
+        match self {
+            RunAs::Me => nix::unistd::access(target, flags).is_ok(),
+            RunAs::User(u) if u.uid.is_root() => true,
+            RunAs::User(_) => std::fs::metadata(target).is_ok_and(|m| self.mode_allows(&m, bits)),
+        }
+    }
+
+    /// Do the mode bits that apply to our user (owner, group or other)
+    /// grant all of `bits` (rwx as 4, 2, 1)?
+    fn mode_allows(&self, meta: &std::fs::Metadata, bits: u32) -> bool {
+        let RunAs::User(u) = self else {
+            return true;
+        };
+        let mode = meta.permissions().mode();
+        let shift = if u.uid.as_raw() == meta.uid() {
+            6
+        } else if u.gid.as_raw() == meta.gid()
+            || std::ffi::CString::new(u.name.clone())
+                .ok()
+                .and_then(|name| nix::unistd::getgrouplist(&name, u.gid).ok())
+                .is_some_and(|groups| groups.iter().any(|g| g.as_raw() == meta.gid()))
+        {
+            3
+        } else {
+            0
+        };
+        (mode >> shift) & bits == bits
     }
 }
 
-/// Every node's program and start-test program can be run.
-pub(super) fn programs(s: &Settings) -> Result<(), String> {
+/// Every node's program and start-test program can be run; every event
+/// log file can be opened.
+pub(super) fn runnable(s: &Settings) -> Result<(), String> {
     let who = RunAs::of(s);
     let mut problems = Problems::default();
+    for h in s.eventlog.iter().flat_map(|l| &l.handlers) {
+        if let Handler::Logfile(f) = h
+            && f.path != "STDOUT"
+            && f.path != "STDERR"
+            && !who.may_write(Path::new(&f.path))
+        {
+            let shown = repr_str(&f.path);
+            problems.add(
+                At::of(&f.path_origin),
+                format_args!("no permission to write log file {shown}"),
+            );
+        }
+    }
     for n in &s.nodes {
         let path_var = n
             .environment
