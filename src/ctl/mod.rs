@@ -412,9 +412,9 @@ fn check(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result
         return Ok(EXIT_USAGE);
     };
     let loaded = load(cli).and_then(|config| {
-        // Whatever runs a program is checked as `start` and zdrun check it
-        // (a site as a whole: node configs, inferred order), and its
-        // program files as zdrun finds them.
+        // A configuration that runs programs is checked as `start` and
+        // zdrun check it (a site as a whole: node configs, inferred
+        // order), and its program files as zdrun finds them.
         if config.kind == config::Kind::Site || config.runner.is_some() {
             let (s, _) = daemon::settings(cli).map_err(|e| located(cli, &e))?;
             s.check_runnable().map_err(|e| located(cli, &e))?;
@@ -452,12 +452,12 @@ fn located(cli: &Cli, error: &str) -> Vec<String> {
     error
         .lines()
         .map(|l| {
-            let mut parts = l.splitn(3, ':');
-            let has_line = parts.next().is_some()
-                && parts
-                    .next()
-                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-                && parts.next().is_some();
+            // `:LINE: ` after a file name (which may hold colons itself).
+            let has_line = l.match_indices(':').any(|(i, _)| {
+                let rest = &l[i + 1..];
+                let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+                digits > 0 && rest[digits..].starts_with(": ")
+            });
             if has_line || l.starts_with("option -") {
                 l.to_string()
             } else {
