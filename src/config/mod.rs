@@ -5,6 +5,7 @@ pub mod datatypes;
 mod error;
 mod logcheck;
 pub mod model;
+mod origin;
 pub mod overrides;
 mod reader;
 mod schema;
@@ -15,6 +16,7 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors, ErrorKind};
 pub use model::*;
+pub use origin::{Origin, Origins};
 pub use schema::{detect_kind, find_cycle};
 
 use crate::zconfig;

@@ -8,6 +8,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::datatypes::{self, DefaultHost};
+use super::origin::{Origin, Origins};
 
 /// Which schema a file was read with.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +55,9 @@ pub struct Config {
     /// `<command NAME>`: zdctl actions defined by the config.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<UserCommand>,
+    /// Where `<environment>` starts (key `environment`).
+    #[serde(skip)]
+    pub origins: Origins,
 }
 
 /// `<command NAME>`: `zdctl NAME ARGS...` runs `program` with ARGS appended,
@@ -110,6 +114,9 @@ pub struct Program {
     /// Where the section starts (`FILE:LINE`), for later errors.
     #[serde(skip)]
     pub source: String,
+    /// Where each key was set (and `environment`, its section).
+    #[serde(skip)]
+    pub origins: Origins,
 }
 
 fn yes() -> bool {
@@ -161,6 +168,9 @@ pub struct Runner {
     pub prompt: Option<String>,
     #[serde(default)]
     pub eventlog: Option<EventLog>,
+    /// Where each key was set, for errors found after loading.
+    #[serde(skip)]
+    pub origins: Origins,
 }
 
 impl Runner {
@@ -206,6 +216,7 @@ impl Runner {
             transcript: None,
             prompt: None,
             eventlog: None,
+            origins: Origins::default(),
         }
     }
 }
@@ -351,6 +362,9 @@ handler!(
     pub encoding: Option<String>,
     #[serde(default)]
     pub delay: bool,
+    /// Where `path` was set.
+    #[serde(skip)]
+    pub path_origin: Origin,
 });
 
 handler!(

@@ -5,6 +5,7 @@ use clap::Args;
 
 use super::datatypes as dt;
 use super::model::{Config, Runner};
+use super::origin::Origin;
 
 /// Runner options as zdaemon's zdctl spells them.
 #[derive(Args, Clone, Debug, Default, PartialEq, Eq)]
@@ -82,36 +83,45 @@ impl RunnerOverrides {
         }
         if let Some(p) = &self.program {
             runner.program = dt::string_list(p);
+            runner.origins.set("program", Origin::Option("-p"));
         }
         if let Some(v) = conv('s', &self.socket_name, dt::existing_parent_dirpath)? {
             runner.socket_name = v;
+            runner.origins.set("socket-name", Origin::Option("-s"));
         }
         if self.daemon {
             runner.daemon = true;
         }
         if let Some(v) = conv('b', &self.backoff_limit, dt::integer)? {
             runner.backoff_limit = v;
+            runner.origins.set("backoff-limit", Origin::Option("-b"));
         }
         if self.forever {
             runner.forever = true;
         }
         if let Some(v) = conv('x', &self.exit_codes, dt::list_of_ints)? {
             runner.exit_codes = v;
+            runner.origins.set("exit-codes", Origin::Option("-x"));
         }
         if let Some(v) = conv('z', &self.directory, dt::existing_parent_directory)? {
             runner.directory = Some(v);
+            runner.origins.set("directory", Origin::Option("-z"));
         }
         if let Some(v) = &self.user {
             runner.user = Some(v.clone());
+            runner.origins.set("user", Origin::Option("-u"));
         }
         if let Some(v) = conv('m', &self.umask, dt::octal)? {
             runner.umask = v;
+            runner.origins.set("umask", Origin::Option("-m"));
         }
         if let Some(v) = conv('t', &self.transcript, dt::existing_dirpath)? {
             runner.transcript = Some(v);
+            runner.origins.set("transcript", Origin::Option("-t"));
         }
         if let Some(v) = conv('l', &self.logfile, dt::existing_dirpath)? {
             runner.logfile = Some(v);
+            runner.origins.set("logfile", Origin::Option("-l"));
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::datatypes::{self, Conv};
 use super::error::{ConfigError, ErrorKind};
+use super::origin::{Origin, Origins};
 use crate::zconfig::{self, Location, Pos, RawSection, RawValue};
 
 /// Collects errors while a tree is converted.
@@ -30,6 +31,11 @@ impl Errors {
     pub fn describe(&self, pos: Pos) -> String {
         let l = zconfig::location(&self.files, pos);
         format!("{}:{}", l.file.display(), l.line)
+    }
+
+    /// The file and line of a position.
+    pub fn location(&self, pos: Pos) -> Location {
+        zconfig::location(&self.files, pos)
     }
 
     pub fn push(&mut self, pos: Pos, kind: ErrorKind, section: &RawSection) {
@@ -97,10 +103,7 @@ impl<'s, 'a> Reader<'s, 'a> {
                     }
                 }
                 None => {
-                    if let Err(mut m) = datatypes::check_basic_key(key) {
-                        if key.starts_with('\u{feff}') {
-                            m.push_str(" (the file starts with a UTF-8 byte order mark)");
-                        }
+                    if let Err(m) = datatypes::check_basic_key(key) {
                         errors.push(v.pos, ErrorKind::BadKeyName(m), section);
                         continue;
                     }
@@ -206,6 +209,23 @@ impl<'s, 'a> Reader<'s, 'a> {
                 .filter_map(|v| self.convert(v, key, &conv, errors))
                 .collect(),
         }
+    }
+
+    /// Where the section starts and where each declared key given was set.
+    pub fn origins(&self, errors: &Errors) -> Origins {
+        let mut origins = Origins::new(Origin::File(errors.location(self.section.start)));
+        for ((key, _), first) in self.keys.iter().zip(&self.first) {
+            if let Some(v) = first {
+                origins.set(key, Origin::File(errors.location(v.pos)));
+            }
+        }
+        origins
+    }
+
+    /// Where `key` was set, else where the section starts.
+    pub fn origin(&self, key: &str, errors: &Errors) -> Origin {
+        let pos = self.get(key).map_or(self.section.start, |v| v.pos);
+        Origin::File(errors.location(pos))
     }
 
     /// True if the key was given at all.

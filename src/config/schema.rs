@@ -7,6 +7,7 @@
 use super::datatypes::{self as dt, Conv, DefaultHost};
 use super::error::ErrorKind;
 use super::model::*;
+use super::origin::Origin;
 use super::reader::{Errors, Occurs, Reader, string};
 use crate::zconfig::hash::FastSet;
 use crate::zconfig::{Document, RawSection, RawValue};
@@ -215,7 +216,7 @@ fn top_level(root: &RawSection, kind: Kind, cx: &mut Cx) -> Config {
             ];
             let m = match_sections(root, &slots, cx, None);
             config.runner = one_required(root, &m[0], "runner", cx).map(|s| runner(s, cx));
-            config.environment = m[1].first().map(|s| environment(s, cx)).unwrap_or_default();
+            top_environment(&m[1], &mut config, cx);
             config.eventlog = m[2].first().map(|s| eventlog(s, cx));
             config.commands = m[3].iter().map(|s| command(s, cx)).collect();
         }
@@ -235,7 +236,7 @@ fn top_level(root: &RawSection, kind: Kind, cx: &mut Cx) -> Config {
                 Some(s) => runner_of(s, false, cx),
                 None => Runner::new(Vec::new()),
             });
-            config.environment = m[1].first().map(|s| environment(s, cx)).unwrap_or_default();
+            top_environment(&m[1], &mut config, cx);
             config.eventlog = m[2].first().map(|s| eventlog(s, cx));
             config.programs = m[3].iter().map(|s| program(s, cx)).collect();
             check_order(&m[3], &config.programs, cx);
@@ -279,7 +280,7 @@ fn top_level(root: &RawSection, kind: Kind, cx: &mut Cx) -> Config {
             let m = match_sections(root, &slots, cx, Some(&mut other));
             config.commands = m[4].iter().map(|s| command(s, cx)).collect();
             config.runner = m[0].first().map(|s| runner(s, cx));
-            config.environment = m[1].first().map(|s| environment(s, cx)).unwrap_or_default();
+            top_environment(&m[1], &mut config, cx);
             config.eventlog = m[2].first().map(|s| eventlog(s, cx));
             config.databases = m[3].iter().map(|s| database(s, cx)).collect();
             let mut zope = untyped(root, cx.values);
@@ -288,6 +289,15 @@ fn top_level(root: &RawSection, kind: Kind, cx: &mut Cx) -> Config {
         }
     }
     config
+}
+
+/// The top level's `<environment>`, remembering where it starts.
+fn top_environment(found: &[&RawSection], config: &mut Config, cx: &mut Cx) {
+    if let Some(s) = found.first() {
+        let origin = Origin::File(cx.errors.location(s.start));
+        config.origins.set("environment", origin);
+        config.environment = environment(s, cx);
+    }
 }
 
 /// A section's name, for the model.
@@ -349,31 +359,33 @@ fn runner(s: &RawSection, cx: &mut Cx) -> Runner {
     runner_of(s, true, cx)
 }
 
+/// The keys of `<runner>`.
+pub(crate) const RUNNER_KEYS: &[(&str, Occurs)] = &[
+    ("program", Once),
+    ("python", Once),
+    ("zdrun", Once),
+    ("socket-name", Once),
+    ("daemon", Once),
+    ("directory", Once),
+    ("backoff-limit", Once),
+    ("forever", Once),
+    ("exit-codes", Once),
+    ("start-test-program", Once),
+    ("start-timeout", Once),
+    ("stop-timeout", Once),
+    ("user", Once),
+    ("umask", Once),
+    ("hang-around", Once),
+    ("default-to-interactive", Once),
+    ("logfile", Once),
+    ("transcript", Once),
+    ("prompt", Once),
+];
+
 /// `<runner>`; in a site it configures the supervisor, so `program` is
 /// not required there.
 fn runner_of(s: &RawSection, program_required: bool, cx: &mut Cx) -> Runner {
-    const KEYS: &[(&str, Occurs)] = &[
-        ("program", Once),
-        ("python", Once),
-        ("zdrun", Once),
-        ("socket-name", Once),
-        ("daemon", Once),
-        ("directory", Once),
-        ("backoff-limit", Once),
-        ("forever", Once),
-        ("exit-codes", Once),
-        ("start-test-program", Once),
-        ("start-timeout", Once),
-        ("stop-timeout", Once),
-        ("user", Once),
-        ("umask", Once),
-        ("hang-around", Once),
-        ("default-to-interactive", Once),
-        ("logfile", Once),
-        ("transcript", Once),
-        ("prompt", Once),
-    ];
-    let r = Reader::new(s, cx.values_of(s), KEYS, &mut cx.errors);
+    let r = Reader::new(s, cx.values_of(s), RUNNER_KEYS, &mut cx.errors);
     let m = match_sections(s, &[slot(LOG_TYPES, Once)], cx, None);
     let e = &mut cx.errors;
     let mut runner = Runner {
@@ -402,29 +414,32 @@ fn runner_of(s: &RawSection, program_required: bool, cx: &mut Cx) -> Runner {
         transcript: r.opt("transcript", dt::existing_dirpath, e),
         prompt: r.opt("prompt", string, e),
         eventlog: None,
+        origins: r.origins(e),
     };
     runner.eventlog = m[0].first().map(|s| eventlog(s, cx));
     runner
 }
 
+/// The keys of `<program NAME>`.
+pub(crate) const PROGRAM_KEYS: &[(&str, Occurs)] = &[
+    ("config", Once),
+    ("after", Many),
+    ("program", Once),
+    ("directory", Once),
+    ("backoff-limit", Once),
+    ("forever", Once),
+    ("exit-codes", Once),
+    ("start-test-program", Once),
+    ("start-timeout", Once),
+    ("stop-timeout", Once),
+    ("umask", Once),
+    ("logfile", Once),
+    ("transcript", Once),
+];
+
 /// `<program NAME>`: a node of a site.
 fn program(s: &RawSection, cx: &mut Cx) -> Program {
-    const KEYS: &[(&str, Occurs)] = &[
-        ("config", Once),
-        ("after", Many),
-        ("program", Once),
-        ("directory", Once),
-        ("backoff-limit", Once),
-        ("forever", Once),
-        ("exit-codes", Once),
-        ("start-test-program", Once),
-        ("start-timeout", Once),
-        ("stop-timeout", Once),
-        ("umask", Once),
-        ("logfile", Once),
-        ("transcript", Once),
-    ];
-    let r = Reader::new(s, cx.values_of(s), KEYS, &mut cx.errors);
+    let r = Reader::new(s, cx.values_of(s), PROGRAM_KEYS, &mut cx.errors);
     let m = match_sections(s, &[slot(&["environment"], Once)], cx, None);
     let e = &mut cx.errors;
     let name = name_of(s);
@@ -449,6 +464,7 @@ fn program(s: &RawSection, cx: &mut Cx) -> Program {
         transcript: r.opt("transcript", dt::existing_dirpath, e),
         environment: Default::default(),
         source: e.describe(s.start),
+        origins: r.origins(e),
     };
     if p.program.is_none() && p.config.is_none() {
         let kind = ErrorKind::Invalid(format!(
@@ -457,7 +473,11 @@ fn program(s: &RawSection, cx: &mut Cx) -> Program {
         ));
         e.push(s.end, kind, s);
     }
-    p.environment = m[0].first().map(|s| environment(s, cx)).unwrap_or_default();
+    if let Some(env) = m[0].first() {
+        let origin = Origin::File(cx.errors.location(env.start));
+        p.origins.set("environment", origin);
+        p.environment = environment(env, cx);
+    }
     p
 }
 
@@ -677,6 +697,7 @@ fn handler(s: &RawSection, cx: &mut Cx) -> Handler {
                 interval: r.or("interval", "0", dt::integer, e),
                 encoding: r.opt("encoding", string, e),
                 delay: r.or("delay", "false", dt::boolean, e),
+                path_origin: r.origin("path", e),
             });
             if let Err(m) = super::logcheck::check_logfile(&h) {
                 e.push(s.end, ErrorKind::Invalid(m), s);

@@ -7,6 +7,9 @@ use std::path::Path;
 use super::error::{ConfigError, ConfigErrors, ErrorKind};
 use super::logcheck;
 use super::model::{Config, EventLog, Handler};
+use super::origin::{Origin, Origins};
+use super::reader::Occurs;
+use super::schema::{PROGRAM_KEYS, RUNNER_KEYS};
 use crate::zconfig::Location;
 
 pub(crate) fn load_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
@@ -16,7 +19,7 @@ pub(crate) fn load_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> 
         section: None,
         included_from: Vec::new(),
     };
-    let config: Config = toml::from_str(text).map_err(|e| {
+    let mut config: Config = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(1);
         ConfigErrors(vec![at(line, ErrorKind::Toml(e.message().to_string()))])
     })?;
@@ -32,6 +35,7 @@ pub(crate) fn load_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> 
         }
     }
     if errors.is_empty() {
+        record_origins(&mut config, text, path);
         Ok(config)
     } else {
         Err(ConfigErrors(errors))
@@ -64,4 +68,78 @@ fn handler_problems(log: &EventLog) -> Vec<(String, String)> {
 fn line_of(text: &str, offset: usize) -> u32 {
     let upto = &text.as_bytes()[..offset.min(text.len())];
     1 + upto.iter().filter(|b| **b == b'\n').count() as u32
+}
+
+type Table<'i> = toml::de::DeTable<'i>;
+type Value<'i> = toml::Spanned<toml::de::DeValue<'i>>;
+
+/// Record where the keys that later checks look at were set: the runner's,
+/// each program's, `<environment>`'s and log file paths.
+fn record_origins(config: &mut Config, text: &str, path: &Path) {
+    // The text parsed once already; this second pass only adds lines.
+    let Ok(root) = toml::de::DeTable::parse(text) else {
+        return;
+    };
+    let file: std::sync::Arc<Path> = path.into();
+    let at = |v: &Value| Origin::File(Location::new(file.clone(), line_of(text, v.span().start)));
+    let root = root.get_ref();
+    if let Some(v) = get(root, "environment") {
+        config.origins.set("environment", at(v));
+    }
+    if let Some(log) = config.eventlog.as_mut() {
+        log_origins(log, get(root, "eventlog"), &at);
+    }
+    if let (Some(r), Some(v)) = (config.runner.as_mut(), get(root, "runner")) {
+        r.origins = key_origins(v, RUNNER_KEYS, &at);
+        if let Some(log) = r.eventlog.as_mut() {
+            log_origins(log, table(v).and_then(|t| get(t, "eventlog")), &at);
+        }
+    }
+    let programs = get(root, "programs").and_then(|v| v.get_ref().as_array());
+    for (p, v) in config
+        .programs
+        .iter_mut()
+        .zip(programs.into_iter().flatten())
+    {
+        p.origins = key_origins(v, PROGRAM_KEYS, &at);
+        if let Some(env) = table(v).and_then(|t| get(t, "environment")) {
+            p.origins.set("environment", at(env));
+        }
+    }
+}
+
+fn get<'t, 'i>(t: &'t Table<'i>, key: &str) -> Option<&'t Value<'i>> {
+    t.iter().find(|(k, _)| k.get_ref() == key).map(|(_, v)| v)
+}
+
+fn table<'t, 'i>(v: &'t Value<'i>) -> Option<&'t Table<'i>> {
+    v.get_ref().as_table()
+}
+
+/// Where a table starts and where each of `keys` in it was set.
+fn key_origins(
+    v: &Value,
+    keys: &[(&'static str, Occurs)],
+    at: &impl Fn(&Value) -> Origin,
+) -> Origins {
+    let mut origins = Origins::new(at(v));
+    for (key, value) in table(v).into_iter().flatten() {
+        if let Some((name, _)) = keys.iter().find(|(k, _)| k == key.get_ref()) {
+            origins.set(name, at(value));
+        }
+    }
+    origins
+}
+
+/// Where each log file handler's `path` was set.
+fn log_origins(log: &mut EventLog, v: Option<&Value>, at: &impl Fn(&Value) -> Origin) {
+    let handlers = v
+        .and_then(table)
+        .and_then(|t| get(t, "handlers"))
+        .and_then(|h| h.get_ref().as_array());
+    for (h, v) in log.handlers.iter_mut().zip(handlers.into_iter().flatten()) {
+        if let (Handler::Logfile(f), Some(path)) = (h, table(v).and_then(|t| get(t, "path"))) {
+            f.path_origin = at(path);
+        }
+    }
 }

@@ -411,18 +411,17 @@ fn check(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result
         writeln!(err, "Error: check needs a configuration file; use -C FILE")?;
         return Ok(EXIT_USAGE);
     };
-    // A site is also checked as a whole: node configs, inferred order.
     let loaded = load(cli).and_then(|config| {
-        if config.kind == config::Kind::Site {
-            daemon::settings(cli).map_err(|e| {
-                // Site errors name their file and line already.
-                let name = cli_config_name(cli);
-                if e.starts_with(&name) {
-                    vec![e]
-                } else {
-                    vec![format!("{name}: {e}")]
-                }
-            })?;
+        // A configuration that runs programs is checked as `start` and
+        // zdrun check it (a site as a whole: node configs, inferred
+        // order), and its program files as zdrun finds them.
+        if config.kind == config::Kind::Site || config.runner.is_some() {
+            let (s, _) = daemon::settings(cli).map_err(|e| located(cli, &e))?;
+            s.check_runnable().map_err(|e| located(cli, &e))?;
+            if s.start_timeout < 0 && cli.start_timeout.is_some() {
+                let e = format!("start-timeout must be 0 or more, not {}", s.start_timeout);
+                return Err(vec![format!("option -T: {e}")]);
+            }
         }
         Ok(config)
     });
@@ -443,6 +442,29 @@ fn check(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result
             Ok(EXIT_CHECK_FAILED)
         }
     }
+}
+
+/// The lines of a settings error, each naming where it is: those that do
+/// not start with `FILE:LINE:` or `option -X:` get the configuration
+/// file's name.
+fn located(cli: &Cli, error: &str) -> Vec<String> {
+    let name = cli_config_name(cli);
+    error
+        .lines()
+        .map(|l| {
+            // `:LINE: ` after a file name (which may hold colons itself).
+            let has_line = l.match_indices(':').any(|(i, _)| {
+                let rest = &l[i + 1..];
+                let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+                digits > 0 && rest[digits..].starts_with(": ")
+            });
+            if has_line || l.starts_with("option -") {
+                l.to_string()
+            } else {
+                format!("{name}: {l}")
+            }
+        })
+        .collect()
 }
 
 fn show(

@@ -1,12 +1,18 @@
 //! What zdrun and zdctl need from the configuration, resolved: absolute
-//! paths, the program found on `PATH`, defaults filled in.
+//! paths, the program found on `PATH`, defaults filled in -- and checked
+//! (`settings/checks.rs`), so that what `zdctl check` accepts zdrun can
+//! run.
 
-use std::os::unix::fs::PermissionsExt;
+mod checks;
+
 use std::path::{Path, PathBuf};
 
 use crate::config::show::effective_eventlog;
-use crate::config::{self, Config, EventLog, Kind, Program, SocketAddress, Storage};
+use crate::config::{self, Config, EventLog, Kind, Origins, Program, SocketAddress, Storage};
 use crate::pyrepr::repr_str;
+
+use checks::Problems;
+pub use checks::{MAX_SOCKET_PATH, find_program};
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -33,6 +39,9 @@ pub struct Settings {
     pub eventlog: Option<EventLog>,
     /// The programs to supervise: one for a zdaemon runner config.
     pub nodes: Vec<NodeSettings>,
+    /// Where the runner's keys were written (e.g. `socket-name`), for
+    /// errors found later.
+    pub origins: Origins,
 }
 
 /// How to run one program: a runner's keys, resolved.
@@ -61,7 +70,21 @@ pub struct NodeSettings {
     /// The directory relative program names are taken from (zdctl's, at
     /// the start): zdrun itself may have changed into `directory`.
     pub base: PathBuf,
+    /// Where each of these settings was written, for errors.
+    pub origins: Origins,
 }
+
+/// The keys a node's settings come from.
+const NODE_KEYS: &[&str] = &[
+    "program",
+    "directory",
+    "backoff-limit",
+    "start-test-program",
+    "start-timeout",
+    "stop-timeout",
+    "transcript",
+    "logfile",
+];
 
 /// Where a relative path in the configuration is taken from.
 pub struct Bases<'a> {
@@ -83,16 +106,42 @@ fn absolute(p: &str, base: &Path) -> PathBuf {
 }
 
 impl Settings {
-    /// Settings from a loaded configuration. Fails only when there is no
-    /// program, with zdaemon's wording.
+    /// Settings from a loaded configuration, checked as zdrun needs them
+    /// (the user exists, the socket path can be bound, directories exist,
+    /// timeouts are not negative, no NUL bytes): the error lists every
+    /// problem, one per line, each starting with where the setting was
+    /// written. With no program, zdaemon's wording.
     pub fn from_config(config: &Config, bases: &Bases) -> Result<Settings, String> {
-        if config.kind == Kind::Site {
-            return Self::site(config, bases);
-        }
-        let Some(r) = config.runner.as_ref().filter(|r| !r.program.is_empty()) else {
-            return Err("no program specified; use -p or -C".into());
+        let mut problems = Problems::default();
+        let settings = if config.kind == Kind::Site {
+            Self::site(config, bases, &mut problems)?
+        } else {
+            let Some(r) = config.runner.as_ref().filter(|r| !r.program.is_empty()) else {
+                return Err("no program specified; use -p or -C".into());
+            };
+            Self::from_runner(config, r, bases)
         };
-        Ok(Self::from_runner(config, r, bases))
+        let default = config::Runner::new(Vec::new());
+        let runner = config.runner.as_ref().unwrap_or(&default);
+        checks::environment(
+            &config.environment,
+            config.origins.of("environment"),
+            &mut problems,
+        );
+        checks::settings(&settings, &runner.origins, &mut problems);
+        problems.into_result()?;
+        Ok(settings)
+    }
+
+    /// Check what zdrun needs of the system to run these settings, as the
+    /// user it runs as: every program and start-test program is found, a
+    /// regular file and executable; every event log file can be opened for
+    /// writing. Not part of [`Settings::from_config`]: zdctl must still
+    /// stop or query a daemon whose program has gone, or whose log only
+    /// root may write; zdrun makes the same checks as it resolves each
+    /// program file ([`NodeSettings::program_file`]) and opens its log.
+    pub fn check_runnable(&self) -> Result<(), String> {
+        checks::runnable(self)
     }
 
     /// Settings from a runner (whose program may be empty: a site's).
@@ -127,6 +176,7 @@ impl Settings {
             after: Vec::new(),
             ready_address: None,
             base: bases.cwd.to_path_buf(),
+            origins: r.origins.clone(),
         };
         Settings {
             program: node.program.clone(),
@@ -162,18 +212,19 @@ impl Settings {
                 log
             }),
             nodes: vec![node],
+            origins: r.origins.clone(),
         }
     }
 
     /// A site: the runner configures the supervisor, each `<program>` a node.
-    fn site(config: &Config, bases: &Bases) -> Result<Settings, String> {
+    fn site(config: &Config, bases: &Bases, problems: &mut Problems) -> Result<Settings, String> {
         // The runner holds the supervisor's own settings (no program).
         let default = config::Runner::new(Vec::new());
         let mut s = Self::from_runner(config, config.runner.as_ref().unwrap_or(&default), bases);
         let mut nodes = Vec::with_capacity(config.programs.len());
         let mut connects = Vec::with_capacity(config.programs.len());
         for p in &config.programs {
-            let (node, to) = node_of(p, config, bases)?;
+            let (node, to) = node_of(p, config, bases, problems)?;
             nodes.push(node);
             connects.push(to);
         }
@@ -244,6 +295,7 @@ fn node_of(
     p: &Program,
     site: &Config,
     bases: &Bases,
+    problems: &mut Problems,
 ) -> Result<(NodeSettings, Vec<SocketAddress>), String> {
     let own = match &p.config {
         Some(path) => Some(config::load_file(&absolute(path, bases.cwd)).map_err(|e| {
@@ -268,6 +320,24 @@ fn node_of(
             p.name
         ));
     }
+    // Each key's origin: the <program> section's line, else the node
+    // config's <runner> line, else the <program> section's start.
+    let own_origins = own
+        .as_ref()
+        .and_then(|c| c.runner.as_ref())
+        .map(|r| &r.origins);
+    let mut origins = Origins::new(p.origins.section.clone());
+    for key in NODE_KEYS {
+        let origin = p
+            .origins
+            .given(key)
+            .or_else(|| own_origins.and_then(|o| o.given(key)));
+        origins.set(key, origin.unwrap_or(&p.origins.section).clone());
+    }
+    if let Some(c) = &own {
+        checks::environment(&c.environment, c.origins.of("environment"), problems);
+    }
+    checks::environment(&p.environment, p.origins.of("environment"), problems);
     let mut environment: Vec<(String, String)> = Vec::new();
     let layers = [
         Some(&site.environment),
@@ -327,6 +397,7 @@ fn node_of(
             .and_then(|c| c.zeo.as_ref())
             .map(|z| z.address.clone()),
         base: bases.cwd.to_path_buf(),
+        origins,
     };
     Ok((node, connects))
 }
@@ -362,66 +433,5 @@ fn collect_servers(st: &Storage, out: &mut Vec<SocketAddress>) {
             }
         }
         _ => {}
-    }
-}
-
-/// Find the program file as zdaemon does: a name with a slash must exist;
-/// a bare name is looked up on `PATH`; the file must be executable.
-pub fn find_program(word: &str, base: &Path) -> Result<PathBuf, String> {
-    let file = if word.contains('/') {
-        // Absolute, so it still names the same file after zdrun changes
-        // into the runner's directory.
-        let p = absolute(word, base);
-        if std::fs::metadata(&p).is_err() {
-            return Err(format!("can't stat program {}", repr_str(word)));
-        }
-        p
-    } else {
-        let path = std::env::var("PATH")
-            .ok()
-            .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| "/bin:/usr/bin:/usr/local/bin".into());
-        let dirs: Vec<&str> = path.split(':').collect();
-        let found = dirs.iter().map(|d| Path::new(d).join(word)).find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        });
-        match found {
-            Some(p) => p,
-            None => {
-                let list: Vec<String> = dirs.iter().map(|d| d.to_string()).collect();
-                return Err(format!(
-                    "can't find program {} on PATH {}",
-                    repr_str(word),
-                    crate::pyrepr::repr_list(&list)
-                ));
-            }
-        }
-    };
-    if nix::unistd::access(&file, nix::unistd::AccessFlags::X_OK).is_err() {
-        return Err(format!(
-            "no permission to run program {}",
-            repr_str(&file.to_string_lossy())
-        ));
-    }
-    Ok(file)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_programs() {
-        let cwd = Path::new("/");
-        assert!(find_program("sh", cwd).unwrap().is_absolute());
-        assert_eq!(
-            find_program("/nonexistent/x", cwd).unwrap_err(),
-            "can't stat program '/nonexistent/x'"
-        );
-        assert!(
-            find_program("no-such-program-zdrs", cwd)
-                .unwrap_err()
-                .starts_with("can't find program 'no-such-program-zdrs' on PATH [")
-        );
     }
 }

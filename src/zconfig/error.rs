@@ -78,6 +78,14 @@ pub enum SyntaxErrorKind {
         line: u32,
         offset: usize,
     },
+    /// A FIFO, directory, device or socket where a file should be.
+    NotAFile {
+        path: String,
+        what: &'static str,
+    },
+    /// The file starts with U+FEFF, which ZConfig takes as part of the
+    /// first line.
+    ByteOrderMark,
 }
 
 impl fmt::Display for SyntaxErrorKind {
@@ -120,6 +128,12 @@ impl fmt::Display for SyntaxErrorKind {
             InvalidUtf8 { path, line, offset } => write!(
                 f,
                 "{path} is not valid UTF-8: line {line}, byte offset {offset}"
+            ),
+            NotAFile { path, what } => {
+                write!(f, "cannot read {path}: it is {what}, not a regular file")
+            }
+            ByteOrderMark => f.write_str(
+                "the file starts with a UTF-8 byte order mark (U+FEFF); save it without one",
             ),
         }
     }

@@ -96,25 +96,34 @@ pub(crate) fn parse_str_with_env<'a>(
     }
 }
 
-/// Read a file as strict UTF-8.
+/// Read a configuration file as strict UTF-8. Only a regular file (or
+/// `/dev/null`) is read: a FIFO, a device or a directory is refused before
+/// anything could block on it or read without end.
 pub(crate) fn read_text(path: &Path) -> Result<String, SyntaxErrorKind> {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     let fail = |reason: String| SyntaxErrorKind::Read {
         path: path.display().to_string(),
         reason,
     };
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| {
-            // Size the buffer once (the length is only a hint: the file may
-            // change, and devices report 0).
-            let hint = f.metadata().map(|m| m.len()).unwrap_or(0);
-            bytes.reserve(hint.min(MAX_FILE_SIZE) as usize + 1);
-            f.take(MAX_FILE_SIZE + 1).read_to_end(&mut bytes)
-        })
+    // Looking first spares opening a device (opening some has effects);
+    // the descriptor is checked again, as the file may change in between.
+    let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
+    check_file_type(path, &meta)?;
+    // O_NONBLOCK: should a FIFO appear in between, the open cannot block.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits() | nix::fcntl::OFlag::O_NOCTTY.bits())
+        .open(path)
+        .map_err(|e| fail(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
+    check_file_type(path, &meta)?;
+    // Size the buffer once (the length is only a hint: the file may grow).
+    let mut bytes = Vec::with_capacity(meta.len().min(MAX_FILE_SIZE) as usize + 1);
+    file.take(MAX_FILE_SIZE + 1)
+        .read_to_end(&mut bytes)
         .map_err(|e| fail(e.to_string()))?;
     if bytes.len() as u64 > MAX_FILE_SIZE {
-        // Keeps `%include /dev/zero` from eating all memory.
         return Err(fail(format!("larger than {MAX_FILE_SIZE} bytes")));
     }
     String::from_utf8(bytes).map_err(|e| {
@@ -125,6 +134,39 @@ pub(crate) fn read_text(path: &Path) -> Result<String, SyntaxErrorKind> {
             line: 1 + before.iter().filter(|b| **b == b'\n').count() as u32,
             offset,
         }
+    })
+}
+
+/// A regular file, or `/dev/null` (an empty configuration); anything else
+/// is refused, naming what it is.
+fn check_file_type(path: &Path, meta: &std::fs::Metadata) -> Result<(), SyntaxErrorKind> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let t = meta.file_type();
+    if t.is_file() {
+        return Ok(());
+    }
+    let is_null = t.is_char_device()
+        && std::fs::metadata("/dev/null")
+            .is_ok_and(|null| null.file_type().is_char_device() && null.rdev() == meta.rdev());
+    if is_null {
+        return Ok(());
+    }
+    let what = if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "of an unknown type"
+    };
+    Err(SyntaxErrorKind::NotAFile {
+        path: path.display().to_string(),
+        what,
     })
 }
 
@@ -175,6 +217,16 @@ impl<'a> Parser<'a, '_> {
     /// returns its last line.
     fn parse_text<'t>(&mut self, text: &'t str, file: u32, keep: Keep<'t, 'a>) -> Pos {
         let base = self.frames.len();
+        // ZConfig reads a byte order mark as part of the first line and so
+        // rejects the file at line 1; say why, and read on without it so
+        // that the file's other errors are reported too.
+        let text = match text.strip_prefix('\u{feff}') {
+            Some(rest) => {
+                self.error(Pos { file, line: 1 }, SyntaxErrorKind::ByteOrderMark);
+                rest
+            }
+            None => text,
+        };
         let mut lineno: u32 = 0;
         let mut i = 0;
         while i < text.len() {

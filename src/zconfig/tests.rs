@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::parser::parse_str_with_env;
+use super::parser::{parse_str_with_env, read_text};
 use super::substitute::Environment;
 use super::{SyntaxErrorKind as K, *};
 
@@ -177,10 +177,72 @@ fn deep_nesting_is_refused_not_recursed() {
 }
 
 #[test]
-fn endless_includes_are_cut_off() {
+fn only_regular_files_are_included() {
     let errors = parse("a 1\n%include /dev/zero\n").unwrap_err();
-    assert!(matches!(errors[0].kind, K::Read { .. }), "{errors:?}");
+    assert!(
+        matches!(
+            errors[0].kind,
+            K::NotAFile {
+                what: "a character device",
+                ..
+            }
+        ),
+        "{errors:?}"
+    );
     assert_eq!(errors[0].location.line, 2);
+    let errors = parse("%include /\n").unwrap_err();
+    assert!(matches!(
+        errors[0].kind,
+        K::NotAFile {
+            what: "a directory",
+            ..
+        }
+    ));
+    // /dev/null is the one device allowed: an empty file.
+    assert!(parse("a 1\n%include /dev/null\n").is_ok());
+
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let main = dir.path().join("main.conf");
+    let errors = parse_str_with_env("\n\n%include fifo\n", &main, &NoEnv).unwrap_err();
+    assert_eq!(errors[0].location.line, 3);
+    assert_eq!(
+        errors[0].to_string(),
+        format!(
+            "{}:3: cannot read {}: it is a FIFO, not a regular file",
+            main.display(),
+            fifo.display()
+        )
+    );
+    assert!(matches!(
+        read_text(&fifo),
+        Err(K::NotAFile { what: "a FIFO", .. })
+    ));
+}
+
+#[test]
+fn a_byte_order_mark_is_reported_at_line_1() {
+    let errors = parse("\u{feff}<sec>\na 1\n</sec>\n").unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        (errors[0].location.line, &errors[0].kind),
+        (1, &K::ByteOrderMark)
+    );
+    // The rest of the file is still read: its own errors are reported.
+    let errors = parse("\u{feff}a 1\n</sec>\n").unwrap_err();
+    assert_eq!(errors[1].kind, K::UnexpectedSectionEnd);
+    assert_eq!(errors[1].location.line, 2);
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bom.inc"), "\u{feff}b 2\n").unwrap();
+    let main = dir.path().join("main.conf");
+    let errors = parse_str_with_env("a 1\n%include bom.inc\n", &main, &NoEnv).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].kind, K::ByteOrderMark);
+    assert!(errors[0].location.file.ends_with("bom.inc"));
+    assert_eq!(errors[0].location.line, 1);
+    assert_eq!(errors[0].included_from[0].line, 2);
 }
 
 #[test]
