@@ -24,7 +24,21 @@ fn stderr(o: &std::process::Output) -> String {
 
 #[test]
 fn check_accepts_a_valid_file_with_one_line() {
-    let o = run_zdctl(&["-C", "etc/zeo.conf", "check"]);
+    // check finds the program as start would: give it a runzeo on PATH.
+    let bin = tempfile::tempdir().unwrap();
+    let runzeo = bin.path().join("runzeo");
+    std::fs::write(&runzeo, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&runzeo, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let o = zdctl()
+        .env("PATH", path)
+        .args(["-C", "etc/zeo.conf", "check"])
+        .output()
+        .expect("zdctl runs");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), "etc/zeo.conf: OK (zeo configuration)\n");
     assert!(o.stderr.is_empty());

@@ -54,7 +54,13 @@ impl Sink {
                 (sy.level.0, &sy.format, &sy.dateformat, out)
             }
             Handler::Logfile(f) => {
-                let cannot = |e: String| format!("cannot open log file {}: {e}", f.path);
+                let cannot = |e: String| {
+                    format!(
+                        "{}cannot open log file {}: {e}",
+                        f.path_origin.prefix(),
+                        f.path
+                    )
+                };
                 let out = Output::logfile(f, now)
                     .map(|(out, error)| (out, error.map(cannot)))
                     .map_err(cannot);

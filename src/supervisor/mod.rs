@@ -299,20 +299,10 @@ struct Reloading {
     abandoned: bool,
 }
 
-/// Find each node's program file; the first failure is the error.
+/// Find each node's program file; the first failure is the error, with
+/// the file and line of its `program`.
 fn resolve_files(s: &Settings) -> Result<Vec<PathBuf>, String> {
-    s.nodes
-        .iter()
-        .map(|n| {
-            settings::find_program(&n.program[0], &n.base).map_err(|e| {
-                if n.name.is_empty() {
-                    e
-                } else {
-                    format!("{}: {e}", n.name)
-                }
-            })
-        })
-        .collect()
+    s.nodes.iter().map(|n| n.program_file()).collect()
 }
 
 fn new_transcript(path: &Path, log: &mut Logger) -> Option<Transcript> {
