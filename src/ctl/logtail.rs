@@ -32,9 +32,12 @@
 //!   of it, or whose bytes before our offset changed (truncated and grown
 //!   back before we looked), is read again from its start, after zdaemon's
 //!   `==> File truncated <==` line. What was written to it after our last
-//!   read and before the truncation is only in the copy. A line cut in two
-//!   by the truncation is joined with what follows it in the file, which is
-//!   its rest when the writer appends.
+//!   read and before the truncation is only in the copy. A piece of a line
+//!   held when the file is truncated is joined with what then starts the
+//!   file: the line's rest when the truncation cut it in two. (Had we read
+//!   the piece while the writer was writing the line, and the line's end
+//!   went to the copy, the two do not belong together; nothing tells these
+//!   apart, and `tail` prints the same.)
 //! - A new file at the name is read from its start whatever its size; a
 //!   file renamed back to the name is read on from where we were; a name
 //!   that leads nowhere (not created yet, or removed) is waited for while
