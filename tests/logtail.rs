@@ -258,12 +258,12 @@ fn a_thousand_renames_without_a_pause_lose_no_line() {
     let (_site, log, tail) = follow("fast.log");
     let rotated = log.with_extension("log.1");
     // As Python's RotatingFileHandler does: a hundred lines, close, rename
-    // over the previous backup, open a new file. The rename removes the
-    // previous backup; were the follower not to have opened that file
-    // yet, its lines would be gone for anyone: only then the writer waits
-    // for the follower to have it open (seen in /proc), so that the test
-    // counts what the follower is answerable for. With the follower
-    // keeping up the writer never waits.
+    // over the previous backup, open a new file, with no pause. The rename
+    // removes the previous backup: had the follower not opened that file
+    // yet (it was not scheduled during two files' lifetimes), its lines
+    // would be gone for anyone. Only in that case the writer waits until
+    // the follower has it open (seen in /proc), so that the test counts
+    // what the follower answers for: every line, once, in order.
     const ROTATIONS: usize = 1000;
     const PER_FILE: usize = 100;
     let mut n = 0;
