@@ -520,6 +520,15 @@ fn a_file_that_is_not_there_yet_or_goes_away_is_waited_for() {
     std::fs::remove_file(&log).unwrap();
     std::fs::write(&log, "third\n").unwrap();
     assert_eq!(tail.line(), "third");
+    // Renamed away, another file there for a while, then renamed back:
+    // read on from where it was, not again from its start.
+    let kept = site.path("later.log.kept");
+    std::fs::rename(&log, &kept).unwrap();
+    std::fs::write(&log, "fourth\n").unwrap();
+    assert_eq!(tail.line(), "fourth");
+    std::fs::rename(&kept, &log).unwrap();
+    put(&mut append(&log), "fifth");
+    assert_eq!(tail.line(), "fifth");
     // Removed with its directory, which comes back: followed again.
     let dir = site.path("sub");
     std::fs::create_dir(&dir).unwrap();

@@ -629,11 +629,13 @@ impl Follower<'_> {
         for e in entries[done..].iter_mut() {
             e.looked_up = false;
         }
+        let base = Place::At(self.names.base.clone());
+        let at_base: Vec<bool> = entries[..done].iter().map(|e| e.place == base).collect();
         self.names.entries.drain(..done);
         found.retain(|(i, _)| *i < done);
         found.sort_by_key(|(i, _)| *i);
         let last = found.len().saturating_sub(1);
-        for (n, (_, f)) in found.into_iter().enumerate() {
+        for (n, (i, f)) in found.into_iter().enumerate() {
             match f {
                 Found::New(mut r) => {
                     self.watch(&mut r);
@@ -641,7 +643,9 @@ impl Follower<'_> {
                 }
                 // Back at the name, and the newest there: followed again.
                 Found::Held(id)
-                    if n == last && self.current.as_ref().is_none_or(|c| c.id != id) =>
+                    if n == last
+                        && at_base[i]
+                        && self.current.as_ref().is_none_or(|c| c.id != id) =>
                 {
                     if let Some(i) = self.retired.iter().position(|r| r.id == id)
                         && let Some(r) = self.retired.remove(i)
