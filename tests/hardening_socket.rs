@@ -448,10 +448,11 @@ fn a_closed_output_pipe_is_a_quiet_exit_0() {
 
 #[test]
 fn start_reports_a_program_that_ends_at_once_with_one_of_its_exit_codes() {
-    for code in [0, 2] {
+    // At once, or after a short while: within the second start waits.
+    for (body, code) in [("exit 0", 0), ("exit 2", 2), ("sleep 0.3; exit 0", 0)] {
         let site = Site::new();
         let prog = site.path("quick.sh");
-        fs::write(&prog, format!("exit {code}\n")).unwrap();
+        fs::write(&prog, format!("{body}\n")).unwrap();
         site.config(&format!("sh {}", prog.display()), "", "");
         let t0 = Instant::now();
         let o = site.zdctl(&["start"]);

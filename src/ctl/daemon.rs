@@ -19,6 +19,10 @@ use crate::supervisor::settings::{Bases, Settings};
 const POLL: Duration = Duration::from_millis(10);
 /// zdaemon gives a manager that never answers this long to appear.
 const MANAGER_GRACE: Duration = Duration::from_secs(10);
+/// `start` counts a program as started once it has been up this long, as
+/// supervisord's `startsecs` (zdaemon's zdctl, polling once a second,
+/// takes about as long).
+const STARTED_AFTER: Duration = Duration::from_secs(1);
 /// A manager that removed its socket exits right after; this long is
 /// allowed for that exit to be reaped before giving up on its status.
 const EXIT_GRACE: Duration = Duration::from_secs(1);
@@ -118,6 +122,16 @@ impl Spawned {
             None => self.ended.first(),
         };
         found.map(|(_, s)| *s)
+    }
+}
+
+/// Seconds the program has been up by the manager's clock (`now` less
+/// `lasttime`); unknown counts as long enough.
+fn uptime(s: &Status) -> f64 {
+    let secs = |v: &Option<String>| v.as_deref().and_then(|t| t.parse::<f64>().ok());
+    match (secs(&s.view.now), secs(&s.view.lasttime)) {
+        (Some(now), Some(last)) if last > 0.0 => now - last,
+        _ => f64::INFINITY,
     }
 }
 
@@ -617,38 +631,50 @@ impl Ctl<'_> {
         if !self.s.daemon {
             return Ok(EXIT_OK);
         }
-        let t0 = Instant::now();
-        if let Some(code) = self.wait_until_with(t0, None, spawned)? {
-            return Ok(code);
-        }
-        let pid = self.status()?.map(|s| s.pid()).unwrap_or(0);
+        let pid = match self.wait_until_with(Instant::now(), None, spawned)? {
+            Ok(pid) => pid,
+            Err(code) => return Ok(code),
+        };
         writeln!(self.out, "daemon process started, pid={pid}")?;
         Ok(EXIT_OK)
     }
 
     /// Wait for the program to run (and pass its start test); with `old`,
-    /// for a pid other than `old`.
+    /// for a pid other than `old`. The program must also have been up
+    /// for [`STARTED_AFTER`] (less if the start timeout comes first), so
+    /// that one ending at once is reported as such, not as started.
+    /// `Ok(pid)` once started, `Err(status)` when the wait failed.
     fn wait_until_with(
         &mut self,
         t0: Instant,
         old: Option<i32>,
         spawned: Option<Spawned>,
-    ) -> std::io::Result<Option<u8>> {
-        let timeout = self.s.start_timeout;
-        self.wait_until(
+    ) -> std::io::Result<Result<i32, u8>> {
+        let timeout = self.s.start_timeout as f64;
+        let mut started = 0;
+        let failed = self.wait_until(
             |s| {
-                if t0.elapsed().as_secs_f64() > timeout as f64 + 1.0 {
+                let waited = t0.elapsed().as_secs_f64();
+                if waited > timeout + 1.0 {
                     return Wait::Fail("Program took too long to start".into(), EXIT_CHECK_FAILED);
                 }
                 match s {
                     Some(s) if s.pid() != 0 && Some(s.pid()) != old && !s.view.testing => {
+                        if uptime(s) < STARTED_AFTER.as_secs_f64() && waited < timeout + 0.5 {
+                            return Wait::NotYet;
+                        }
+                        started = s.pid();
                         Wait::Done
                     }
                     _ => Wait::NotYet,
                 }
             },
             spawned,
-        )
+        )?;
+        Ok(match failed {
+            Some(code) => Err(code),
+            None => Ok(started),
+        })
     }
 
     fn stop(&mut self, st: Option<Status>) -> std::io::Result<u8> {
@@ -672,11 +698,10 @@ impl Ctl<'_> {
             _ => return self.start(st, extra),
         };
         self.send("restart")?;
-        let t0 = Instant::now();
-        if let Some(code) = self.wait_until_with(t0, Some(old), None)? {
-            return Ok(code);
-        }
-        let pid = self.status()?.map(|s| s.pid()).unwrap_or(0);
+        let pid = match self.wait_until_with(Instant::now(), Some(old), None)? {
+            Ok(pid) => pid,
+            Err(code) => return Ok(code),
+        };
         writeln!(self.out, "daemon process restarted, pid={pid}")?;
         Ok(EXIT_OK)
     }

@@ -75,8 +75,9 @@ struct PromptLine {
 #[derive(Subcommand, Debug, Clone)]
 pub enum Command {
     /// Start the daemon process (and zdrun if it is not running); wait
-    /// until the program runs. Extra words are appended to the program; in
-    /// a site, the first names the one program to start.
+    /// until the program has run for a second (a program that ends sooner
+    /// is reported). Extra words are appended to the program; in a site,
+    /// the first names the one program to start.
     Start {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
