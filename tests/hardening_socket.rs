@@ -222,6 +222,25 @@ fn a_socket_held_by_another_user_is_not_believed() {
 }
 
 #[test]
+fn the_socket_of_the_configured_user_is_trusted() {
+    need_root();
+    let site = Site::new();
+    like_tmp(&site);
+    // zdrun becomes nobody before it binds: the socket is nobody's.
+    site.config("sleep 100", "  user nobody", "");
+    let pid = start(&site);
+    let meta = fs::metadata(site.sock()).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
+    let o = site.zdctl(&["status"]);
+    assert_eq!(stdout(&o), format!("program running; pid={pid}\n"));
+    let o = site.zdctl(&["stop"]);
+    assert_eq!(
+        (o.status.code(), undot(&stdout(&o)).as_str()),
+        (Some(0), "\ndaemon process stopped\n")
+    );
+}
+
+#[test]
 fn zdrun_will_not_bind_where_another_user_could_replace_the_socket() {
     need_root();
     let site = Site::new();
