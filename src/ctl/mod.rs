@@ -1,6 +1,6 @@
 //! `zdctl`: the command-line client. `show` and `check` read the
 //! configuration only; the other actions talk to zdrun over its socket
-//! (see [`daemon`]) and print what zdaemon's zdctl prints.
+//! (see the `daemon` module) and print what zdaemon's zdctl prints.
 //!
 //! Exit statuses, as zdaemon: 0 for most outcomes; 1 when `check` finds
 //! errors, a `start`/`restart` wait fails, or `status` gets a bad argument;
