@@ -159,6 +159,14 @@ fn zdctl_in(site: &Site) -> Command {
     cmd
 }
 
+/// The pid in `start`'s last line.
+fn started_pid(out: &str) -> i32 {
+    out.trim_end()
+        .rsplit_once("pid=")
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {out:?}"))
+}
+
 fn start(site: &Site) -> i32 {
     let o = site.zdctl(&["start"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
@@ -226,11 +234,28 @@ fn the_socket_of_the_configured_user_is_trusted() {
     need_root();
     let site = Site::new();
     like_tmp(&site);
-    // zdrun becomes nobody before it binds: the socket is nobody's.
+    // zdrun becomes nobody before it binds: the socket is nobody's, in a
+    // directory zdctl creates for nobody (as zdaemon's zdctl does).
+    let sock = site.path("run/zdsock");
     site.config("sleep 100", "  user nobody", "");
-    let pid = start(&site);
-    let meta = fs::metadata(site.sock()).unwrap();
-    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
+    let conf = fs::read_to_string(site.path("zd.conf")).unwrap();
+    let conf = conf.replace(
+        &site.sock().display().to_string(),
+        &sock.display().to_string(),
+    );
+    fs::write(site.path("zd.conf"), conf).unwrap();
+    let o = site.zdctl(&["start"]);
+    let reply = String::from_utf8_lossy(&request(&sock, b"status\n")).into_owned();
+    if let Some(m) = reply.lines().find_map(|l| l.strip_prefix("manager=")) {
+        // Not at the site's usual socket: killed by the site on failure.
+        site.track(m.parse().unwrap());
+    }
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let pid = started_pid(&stdout(&o));
+    for p in [&sock, &site.path("run")] {
+        let meta = fs::metadata(p).unwrap();
+        assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534, "{p:?}");
+    }
     let o = site.zdctl(&["status"]);
     assert_eq!(stdout(&o), format!("program running; pid={pid}\n"));
     let o = site.zdctl(&["stop"]);

@@ -790,6 +790,12 @@ impl Ctl<'_> {
     /// zdrun forks into the background is adopted by us, not by init, and
     /// its end (and exit status) is ours to see while we wait.
     pub(super) fn spawn_zdrun(&mut self, extra: &[String]) -> std::io::Result<Spawned> {
+        let user = match &self.s.user {
+            Some(u) if nix::unistd::geteuid().is_root() => crate::supervisor::find_user(u)
+                .ok()
+                .filter(|u| !u.uid.is_root()),
+            _ => None,
+        };
         for dir in [
             self.s.directory.clone(),
             self.s.socket.parent().map(Path::to_path_buf),
@@ -797,9 +803,13 @@ impl Ctl<'_> {
         .into_iter()
         .flatten()
         {
-            // zdaemon creates one missing level.
-            if !dir.exists() {
-                let _ = std::fs::create_dir(&dir);
+            // zdaemon creates one missing level, and gives it to the user
+            // zdrun will run as: it binds its socket there after switching.
+            if !dir.exists()
+                && std::fs::create_dir(&dir).is_ok()
+                && let Some(u) = &user
+            {
+                let _ = std::os::unix::fs::chown(&dir, Some(u.uid.as_raw()), Some(u.gid.as_raw()));
             }
         }
         let exe = match &self.s.zdrun {
