@@ -6,8 +6,16 @@
 //! line counts; more than 10,000 bytes without a newline is refused.
 //! `status` answers with twelve `key=value` lines whose values are Python
 //! `repr`s, because zdaemon's client evaluates some of them.
+//!
+//! Who may use the socket is part of the contract: zdrun serves only root
+//! and its own uid, and refuses other peers with a [`DENIED`] reply; zdctl
+//! talks only to a socket file owned by root or a uid it trusts, and only
+//! to a peer running as one of them. A manager at its connection limit
+//! answers [`REPLY_BUSY`] and closes.
 
 use std::fmt::Write as _;
+use std::fs::FileType;
+use std::os::unix::fs::FileTypeExt;
 
 use crate::pyrepr::{repr_list, repr_str};
 
@@ -17,6 +25,41 @@ pub const MAX_REQUEST: usize = 10_000;
 pub const REPLY_NOT_TERMINATED: &str = "Command not terminated by newline\n";
 pub const REPLY_TOO_LONG: &str = "Command exceeds 10 KB\n";
 pub const REPLY_EMPTY: &str = "Empty command\n";
+/// The whole reply to a client turned away for want of room (connection
+/// limit reached, or out of file descriptors).
+pub const REPLY_BUSY: &str = "Too many connections; try again\n";
+/// How the reply to a peer that may not give commands begins.
+pub const DENIED: &str = "Permission denied";
+
+/// What kind of file this is, in words, for errors about a path that
+/// should hold a socket.
+pub fn file_kind(t: FileType) -> &'static str {
+    if t.is_socket() {
+        "a socket"
+    } else if t.is_file() {
+        "a regular file"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "not a socket"
+    }
+}
+
+/// A uid for messages: `name (uid N)`, or `uid N` when it has no name.
+pub fn user_label(uid: u32) -> String {
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(u)) => format!("{} (uid {uid})", u.name),
+        _ => format!("uid {uid}"),
+    }
+}
 
 /// What a request buffer holds so far.
 #[derive(Debug, PartialEq, Eq)]

@@ -8,9 +8,10 @@ use std::process::{Child, Command as Process};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 
 use super::{Cli, Command, EXIT_CHECK_FAILED, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE, help};
-use crate::client::{self, Status};
+use crate::client::{self, Client, Status};
 use crate::pyrepr::{repr_list, repr_str};
 use crate::supervisor::settings::{Bases, Settings};
 
@@ -18,12 +19,120 @@ use crate::supervisor::settings::{Bases, Settings};
 const POLL: Duration = Duration::from_millis(10);
 /// zdaemon gives a manager that never answers this long to appear.
 const MANAGER_GRACE: Duration = Duration::from_secs(10);
+/// `start` counts a program as started once it has been up this long, as
+/// supervisord's `startsecs` (zdaemon's zdctl, polling once a second,
+/// takes about as long).
+const STARTED_AFTER: Duration = Duration::from_secs(1);
+/// A manager that removed its socket exits right after; this long is
+/// allowed for that exit to be reaped before giving up on its status.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
 
 pub(super) struct Ctl<'a> {
     pub cli: &'a Cli,
     pub s: Settings,
     pub config_path: Option<PathBuf>,
     pub out: &'a mut dyn Write,
+    pub client: Client,
+}
+
+/// The client for the configured socket: it trusts root, us, and the
+/// user the configuration runs zdrun as.
+fn client_for(s: &Settings) -> Client {
+    let client = Client::new(&s.socket);
+    match s
+        .user
+        .as_deref()
+        .and_then(|u| crate::supervisor::find_user(u).ok())
+    {
+        Some(user) => client.trusting(user.uid.as_raw()),
+        None => client,
+    }
+}
+
+/// One look at the manager in a wait loop, where busy is no news (for
+/// up to [`MANAGER_GRACE`]).
+enum Look {
+    Seen(Option<Status>),
+    Busy(client::Error),
+}
+
+/// A zdrun this zdctl started, followed to learn how it ends. The
+/// launcher is our child; the manager it forks into the background
+/// becomes our child too once the launcher exits, since zdctl is a
+/// subreaper while it waits (see [`Ctl::spawn_zdrun`]).
+pub(super) struct Spawned {
+    launcher: i32,
+    launcher_exit: Option<WaitStatus>,
+    /// The background manager's pid, once a status reply has named it.
+    manager: Option<i32>,
+    /// Adopted processes that ended, with their status.
+    ended: Vec<(i32, WaitStatus)>,
+}
+
+impl Spawned {
+    fn new(launcher: Child) -> Spawned {
+        // Reaped by pid in reap(), not through `Child`.
+        Spawned {
+            launcher: launcher.id() as i32,
+            launcher_exit: None,
+            manager: None,
+            ended: Vec::new(),
+        }
+    }
+
+    /// Block until the launcher exits (zdrun in the foreground).
+    pub(super) fn wait_launcher(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.launcher);
+        loop {
+            match waitpid(pid, None) {
+                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            let Some(pid) = status.pid() else { break };
+            if pid.as_raw() == self.launcher {
+                self.launcher_exit = Some(status);
+            } else {
+                self.ended.push((pid.as_raw(), status));
+            }
+        }
+    }
+
+    /// zdrun failed before going to the background; it said why on the
+    /// stderr it shares with us.
+    fn failed(&self) -> bool {
+        self.launcher_exit
+            .is_some_and(|s| !matches!(s, WaitStatus::Exited(_, 0)))
+    }
+
+    /// The launcher is gone and the background manager has not ended yet.
+    fn manager_may_be_up(&self) -> bool {
+        matches!(self.launcher_exit, Some(WaitStatus::Exited(_, 0)))
+            && self.manager_exit().is_none()
+    }
+
+    /// How the background manager ended, once it has.
+    fn manager_exit(&self) -> Option<WaitStatus> {
+        let found = match self.manager {
+            Some(m) => self.ended.iter().find(|(p, _)| *p == m),
+            None => self.ended.first(),
+        };
+        found.map(|(_, s)| *s)
+    }
+}
+
+/// Seconds the program has been up by the manager's clock (`now` less
+/// `lasttime`); unknown counts as long enough.
+fn uptime(s: &Status) -> f64 {
+    let secs = |v: &Option<String>| v.as_deref().and_then(|t| t.parse::<f64>().ok());
+    match (secs(&s.view.now), secs(&s.view.lasttime)) {
+        (Some(now), Some(last)) if last > 0.0 => now - last,
+        _ => f64::INFINITY,
+    }
 }
 
 /// Outcome of one check in a wait loop.
@@ -32,6 +141,8 @@ pub(super) enum Wait {
     NotYet,
     /// Stop waiting: print this (after a newline) and exit with the code.
     Fail(String, u8),
+    /// Stop waiting: the manager may not be used (see [`client::Error`]).
+    Abort(client::Error),
 }
 
 fn usage(err: &mut dyn Write, msg: &str) -> std::io::Result<u8> {
@@ -85,13 +196,19 @@ pub fn run(
         }
         Err(e) => return usage(err, &e),
     };
+    let client = client_for(&s);
     let mut ctl = Ctl {
         cli,
         s,
         config_path,
         out,
+        client,
     };
-    let first = ctl.status();
+    let first = match ctl.status() {
+        // logtail reads a file; the manager only matters for the warning.
+        Err(_) if matches!(command, Command::Logtail { .. }) => None,
+        st => st?,
+    };
     // A reload is how a changed program line gets to zdrun: no warning.
     if !matches!(command, Command::Reload) {
         ctl.warn_if_other_program(first.as_ref())?;
@@ -112,17 +229,27 @@ pub fn interactive(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::
         .prompt
         .clone()
         .unwrap_or_else(|| format!("{}>", super::prog()));
+    let client = client_for(&s);
     let mut ctl = Ctl {
         cli,
         s,
         config_path,
         out,
+        client,
     };
-    let first = ctl.status();
-    ctl.warn_if_other_program(first.as_ref())?;
+    match ctl.status() {
+        Ok(first) => ctl.warn_if_other_program(first.as_ref())?,
+        Err(e) => super::report_client_error(e, ctl.out, err)?,
+    }
     let stdin = std::io::stdin();
     let mut line = String::new();
     loop {
+        // A manager started from this prompt is our child once in the
+        // background; do not leave it a zombie when it ends.
+        while matches!(
+            waitpid(None, Some(WaitPidFlag::WNOHANG)),
+            Ok(s) if s.pid().is_some()
+        ) {}
         write!(ctl.out, "{prompt} ")?;
         ctl.out.flush()?;
         line.clear();
@@ -146,19 +273,20 @@ pub fn interactive(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::
                 }
             },
         };
-        let status = ctl.status();
-        match command {
+        let done = match command {
             Command::Show { .. }
             | Command::Check
             | Command::Generate { .. }
             | Command::SystemdUnit
             | Command::Help { .. }
-            | Command::Other(_) => {
-                super::run_command(cli, &command, ctl.out, err)?;
-            }
-            command => {
-                ctl.dispatch(&command, status)?;
-            }
+            | Command::Other(_) => super::run_command(cli, &command, ctl.out, err),
+            command => ctl
+                .status()
+                .and_then(|status| ctl.dispatch(&command, status)),
+        };
+        // A manager that is busy or may not be used ends this action only.
+        if let Err(e) = done {
+            super::report_client_error(e, ctl.out, err)?;
         }
     }
 }
@@ -166,12 +294,30 @@ pub fn interactive(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::
 use super::PromptLine;
 
 impl Ctl<'_> {
-    pub(super) fn status(&self) -> Option<Status> {
-        client::status(&self.s.socket)
+    /// The manager's status; `None` when no manager runs. A busy manager
+    /// or a socket that may not be used is an error that ends the action.
+    pub(super) fn status(&self) -> std::io::Result<Option<Status>> {
+        match self.client.status() {
+            Err(client::Error::NotRunning) => Ok(None),
+            other => Ok(other?),
+        }
     }
 
-    pub(super) fn send(&self, action: &str) -> Option<String> {
-        client::send_action(&self.s.socket, action)
+    /// Send `action`; `None` when no manager runs.
+    pub(super) fn send(&self, action: &str) -> std::io::Result<Option<String>> {
+        match self.client.send(action) {
+            Err(client::Error::NotRunning) => Ok(None),
+            other => Ok(Some(other?)),
+        }
+    }
+
+    fn look(&self) -> std::io::Result<Look> {
+        match self.client.status() {
+            Ok(st) => Ok(Look::Seen(st)),
+            Err(client::Error::NotRunning) => Ok(Look::Seen(None)),
+            Err(e @ client::Error::Busy(_)) => Ok(Look::Busy(e)),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn warn_if_other_program(&mut self, st: Option<&Status>) -> std::io::Result<()> {
@@ -219,14 +365,14 @@ impl Ctl<'_> {
             Command::Wait => {
                 self.wait_stopped()?;
                 writeln!(self.out, "daemon process stopped")?;
-                let st = self.status();
+                let st = self.status()?;
                 self.print_status(st, false)?;
                 Ok(EXIT_OK)
             }
             Command::Fg { args } => self.foreground(st, args),
             Command::Logreopen => {
                 self.reopen_transcript(st.as_ref())?;
-                let st = self.status();
+                let st = self.status()?;
                 self.kill(st, "USR2")
             }
             other => unreachable!("{other:?} is handled before this dispatch"),
@@ -274,7 +420,7 @@ impl Ctl<'_> {
             writeln!(self.out, "daemon manager not running")?;
             return Ok(EXIT_OK);
         }
-        let reply = self.send("reload").unwrap_or_default();
+        let reply = self.send("reload")?.unwrap_or_default();
         self.out.write_all(reply.as_bytes())?;
         Ok(if reply.starts_with("Reloaded") {
             EXIT_OK
@@ -333,7 +479,7 @@ impl Ctl<'_> {
         // Our zdrun answers `info` with JSON; a Python zdrun does not, and
         // then the status reply is all there is.
         let info: Option<Value> = self
-            .send("info")
+            .send("info")?
             .and_then(|r| serde_json::from_str::<Value>(&r).ok())
             .filter(Value::is_object);
         let mut v = json!({
@@ -362,25 +508,30 @@ impl Ctl<'_> {
     }
 
     /// zdaemon's wait loop: a dot per second while `cond` is not met; a
-    /// manager that vanishes (or never shows up) ends it with status 1.
-    /// `spawned` is a zdrun we just started: if it fails, stop at once.
+    /// manager that vanishes (or never shows up) ends it with status 1. A
+    /// busy manager is no news. `spawned` is a zdrun we just started: if
+    /// it fails, or ends, stop at once.
     pub(super) fn wait_until(
         &mut self,
         mut cond: impl FnMut(Option<&Status>) -> Wait,
-        mut spawned: Option<Child>,
+        mut spawned: Option<Spawned>,
     ) -> std::io::Result<Option<u8>> {
         let start = Instant::now();
-        let mut st = self.status();
-        let mut was_running = st.is_some();
+        let mut look = self.look()?;
+        let mut was_running = matches!(look, Look::Seen(Some(_)));
+        let mut answered = Instant::now();
         let mut dots = 0u64;
         loop {
-            match cond(st.as_ref()) {
-                Wait::Done => break,
-                Wait::Fail(msg, code) => {
-                    writeln!(self.out, "\n{msg}")?;
-                    return Ok(Some(code));
+            if let Look::Seen(st) = &look {
+                match cond(st.as_ref()) {
+                    Wait::Done => break,
+                    Wait::Fail(msg, code) => {
+                        writeln!(self.out, "\n{msg}")?;
+                        return Ok(Some(code));
+                    }
+                    Wait::Abort(e) => return Err(e.into()),
+                    Wait::NotYet => {}
                 }
-                Wait::NotYet => {}
             }
             let elapsed = start.elapsed();
             if dots <= elapsed.as_secs() {
@@ -389,29 +540,66 @@ impl Ctl<'_> {
                 dots += 1;
             }
             std::thread::sleep(POLL);
-            let failed = spawned
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-                .is_some_and(|status| !status.success());
-            if failed {
-                spawned = None;
+            if let Some(sp) = &mut spawned {
+                sp.reap();
             }
-            st = self.status();
-            if st.is_some() {
-                was_running = true;
-            } else if (was_running || failed || start.elapsed() > MANAGER_GRACE)
-                && !matches!(cond(None), Wait::Done)
-            {
-                writeln!(self.out, "\ndaemon manager not running")?;
-                return Ok(Some(EXIT_CHECK_FAILED));
+            look = match self.look()? {
+                Look::Busy(e) if answered.elapsed() > MANAGER_GRACE => return Err(e.into()),
+                other => other,
+            };
+            match &look {
+                Look::Seen(Some(st)) => {
+                    was_running = true;
+                    answered = Instant::now();
+                    if let Some(sp) = &mut spawned {
+                        sp.manager = st.view.manager.or(sp.manager);
+                    }
+                }
+                Look::Busy(_) => {}
+                Look::Seen(None) => {
+                    answered = Instant::now();
+                    let ended = spawned
+                        .as_ref()
+                        .is_some_and(|sp| sp.failed() || sp.manager_exit().is_some());
+                    if (was_running || ended || start.elapsed() > MANAGER_GRACE)
+                        && !matches!(cond(None), Wait::Done)
+                    {
+                        let msg = self.manager_gone(spawned.as_mut());
+                        writeln!(self.out, "\n{msg}")?;
+                        return Ok(Some(EXIT_CHECK_FAILED));
+                    }
+                }
             }
         }
         writeln!(self.out)?;
-        if let Some(mut child) = spawned {
-            // The daemonizing zdrun exits at once; do not leave a zombie.
-            let _ = child.try_wait();
+        if let Some(sp) = &mut spawned {
+            // The launcher exits at once; do not leave a zombie.
+            sp.reap();
         }
         Ok(None)
+    }
+
+    /// What to say when the manager is gone in a wait: zdaemon's "daemon
+    /// manager not running", unless it is the zdrun we started and it
+    /// ended because the program exited with one of its exit codes.
+    fn manager_gone(&self, spawned: Option<&mut Spawned>) -> String {
+        let not_running = "daemon manager not running".to_string();
+        let Some(sp) = spawned else {
+            return not_running;
+        };
+        let give_up = Instant::now() + EXIT_GRACE;
+        while sp.manager_may_be_up() && Instant::now() < give_up {
+            std::thread::sleep(POLL);
+            sp.reap();
+        }
+        match sp.manager_exit() {
+            Some(WaitStatus::Exited(_, code))
+                if !self.s.is_site() && self.s.exit_codes.contains(&i64::from(code)) =>
+            {
+                format!("daemon process stopped; exit status {code}")
+            }
+            _ => not_running,
+        }
     }
 
     fn start(&mut self, st: Option<Status>, extra: &[String]) -> std::io::Result<u8> {
@@ -427,14 +615,13 @@ impl Ctl<'_> {
                 };
                 if !self.s.daemon {
                     // Foreground: zdrun runs here until it exits.
-                    let mut child = child;
-                    let _ = child.wait();
+                    child.wait_launcher();
                     return Ok(EXIT_OK);
                 }
                 spawned = Some(child);
             }
             Some(s) if s.pid() == 0 => {
-                self.send("start");
+                self.send("start")?;
             }
             Some(s) => {
                 writeln!(self.out, "daemon process already running; pid={}", s.pid())?;
@@ -444,38 +631,50 @@ impl Ctl<'_> {
         if !self.s.daemon {
             return Ok(EXIT_OK);
         }
-        let t0 = Instant::now();
-        if let Some(code) = self.wait_until_with(t0, None, spawned)? {
-            return Ok(code);
-        }
-        let pid = self.status().map(|s| s.pid()).unwrap_or(0);
+        let pid = match self.wait_until_with(Instant::now(), None, spawned)? {
+            Ok(pid) => pid,
+            Err(code) => return Ok(code),
+        };
         writeln!(self.out, "daemon process started, pid={pid}")?;
         Ok(EXIT_OK)
     }
 
     /// Wait for the program to run (and pass its start test); with `old`,
-    /// for a pid other than `old`.
+    /// for a pid other than `old`. The program must also have been up
+    /// for [`STARTED_AFTER`] (less if the start timeout comes first), so
+    /// that one ending at once is reported as such, not as started.
+    /// `Ok(pid)` once started, `Err(status)` when the wait failed.
     fn wait_until_with(
         &mut self,
         t0: Instant,
         old: Option<i32>,
-        spawned: Option<Child>,
-    ) -> std::io::Result<Option<u8>> {
-        let timeout = self.s.start_timeout;
-        self.wait_until(
+        spawned: Option<Spawned>,
+    ) -> std::io::Result<Result<i32, u8>> {
+        let timeout = self.s.start_timeout as f64;
+        let mut started = 0;
+        let failed = self.wait_until(
             |s| {
-                if t0.elapsed().as_secs_f64() > timeout as f64 + 1.0 {
+                let waited = t0.elapsed().as_secs_f64();
+                if waited > timeout + 1.0 {
                     return Wait::Fail("Program took too long to start".into(), EXIT_CHECK_FAILED);
                 }
                 match s {
                     Some(s) if s.pid() != 0 && Some(s.pid()) != old && !s.view.testing => {
+                        if uptime(s) < STARTED_AFTER.as_secs_f64() && waited < timeout + 0.5 {
+                            return Wait::NotYet;
+                        }
+                        started = s.pid();
                         Wait::Done
                     }
                     _ => Wait::NotYet,
                 }
             },
             spawned,
-        )
+        )?;
+        Ok(match failed {
+            Some(code) => Err(code),
+            None => Ok(started),
+        })
     }
 
     fn stop(&mut self, st: Option<Status>) -> std::io::Result<u8> {
@@ -485,7 +684,7 @@ impl Ctl<'_> {
                 writeln!(self.out, "daemon process not running")?
             }
             Some(_) => {
-                self.send("stop");
+                self.send("stop")?;
                 self.wait_stopped()?;
                 writeln!(self.out, "daemon process stopped")?;
             }
@@ -498,12 +697,11 @@ impl Ctl<'_> {
             Some(s) if s.pid() != 0 => s.pid(),
             _ => return self.start(st, extra),
         };
-        self.send("restart");
-        let t0 = Instant::now();
-        if let Some(code) = self.wait_until_with(t0, Some(old), None)? {
-            return Ok(code);
-        }
-        let pid = self.status().map(|s| s.pid()).unwrap_or(0);
+        self.send("restart")?;
+        let pid = match self.wait_until_with(Instant::now(), Some(old), None)? {
+            Ok(pid) => pid,
+            Err(code) => return Ok(code),
+        };
         writeln!(self.out, "daemon process restarted, pid={pid}")?;
         Ok(EXIT_OK)
     }
@@ -537,7 +735,7 @@ impl Ctl<'_> {
         if st.is_none() {
             writeln!(self.out, "daemon manager not running")?;
         } else {
-            self.send("reopen_transcript");
+            self.send("reopen_transcript")?;
         }
         Ok(EXIT_OK)
     }
@@ -587,8 +785,17 @@ impl Ctl<'_> {
     }
 
     /// Start zdrun with our settings. The socket is passed as an absolute
-    /// path so both sides agree whatever zdrun's directory becomes.
-    pub(super) fn spawn_zdrun(&mut self, extra: &[String]) -> std::io::Result<Child> {
+    /// path so both sides agree whatever zdrun's directory becomes. In
+    /// daemon mode zdctl becomes a subreaper first, so that the manager
+    /// zdrun forks into the background is adopted by us, not by init, and
+    /// its end (and exit status) is ours to see while we wait.
+    pub(super) fn spawn_zdrun(&mut self, extra: &[String]) -> std::io::Result<Spawned> {
+        let user = match &self.s.user {
+            Some(u) if nix::unistd::geteuid().is_root() => crate::supervisor::find_user(u)
+                .ok()
+                .filter(|u| !u.uid.is_root()),
+            _ => None,
+        };
         for dir in [
             self.s.directory.clone(),
             self.s.socket.parent().map(Path::to_path_buf),
@@ -596,9 +803,13 @@ impl Ctl<'_> {
         .into_iter()
         .flatten()
         {
-            // zdaemon creates one missing level.
-            if !dir.exists() {
-                let _ = std::fs::create_dir(&dir);
+            // zdaemon creates one missing level, and gives it to the user
+            // zdrun will run as: it binds its socket there after switching.
+            if !dir.exists()
+                && std::fs::create_dir(&dir).is_ok()
+                && let Some(u) = &user
+            {
+                let _ = std::os::unix::fs::chown(&dir, Some(u.uid.as_raw()), Some(u.gid.as_raw()));
             }
         }
         let exe = match &self.s.zdrun {
@@ -638,7 +849,11 @@ impl Ctl<'_> {
             cmd.arg("--").args(&self.s.program).args(extra);
         }
         cmd.envs(self.s.environment.iter().map(|(k, v)| (k, v)));
-        cmd.spawn()
+        #[cfg(target_os = "linux")]
+        if self.s.daemon {
+            let _ = nix::sys::prctl::set_child_subreaper(true);
+        }
+        cmd.spawn().map(Spawned::new)
     }
 }
 

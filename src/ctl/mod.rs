@@ -1,11 +1,14 @@
 //! `zdctl`: the command-line client. `show` and `check` read the
 //! configuration only; the other actions talk to zdrun over its socket
-//! (see [`daemon`]) and print what zdaemon's zdctl prints.
+//! (see the `daemon` module) and print what zdaemon's zdctl prints.
 //!
 //! Exit statuses, as zdaemon: 0 for most outcomes; 1 when `check` finds
 //! errors, a `start`/`restart` wait fails, or `status` gets a bad argument;
 //! 2 for usage and configuration errors; 3 from `status` when no daemon
-//! manager runs.
+//! manager runs. Beyond zdaemon: 1 when the socket may not be used (not a
+//! socket, not owned by root or us, permission denied) or the manager is
+//! too busy to answer (4 from `status`, LSB's "status unknown"); 0,
+//! silently, when the output goes away (EPIPE).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -19,6 +22,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_CHECK_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_NOT_RUNNING: u8 = 3;
+/// `status` could not learn the status: the manager is too busy.
+pub const EXIT_STATUS_UNKNOWN: u8 = 4;
 
 mod daemon;
 mod help;
@@ -34,9 +39,13 @@ mod site;
     after_help = "Without an action, zdctl reads actions from standard input \
                   (unless the runner sets default-to-interactive off).\n\n\
                   Exit status: 0 on success; 1 when `check` finds errors or \
-                  `start`/`restart` cannot confirm the program runs; 2 for \
-                  usage and configuration errors; 3 from `status` when no \
-                  daemon manager runs."
+                  `start`/`restart` cannot confirm the program runs, or the \
+                  socket may not be used (not a socket, not owned by root or \
+                  you, permission denied), or the manager is too busy to \
+                  answer; 2 for usage and configuration errors; 3 from \
+                  `status` when no daemon manager runs; 4 from `status` when \
+                  the manager is too busy to answer. A closed output pipe \
+                  ends zdctl quietly with 0."
 )]
 pub struct Cli {
     /// Configuration file: ZConfig syntax (zdaemon, zeo.conf, zope.conf) or
@@ -66,8 +75,9 @@ struct PromptLine {
 #[derive(Subcommand, Debug, Clone)]
 pub enum Command {
     /// Start the daemon process (and zdrun if it is not running); wait
-    /// until the program runs. Extra words are appended to the program; in
-    /// a site, the first names the one program to start.
+    /// until the program has run for a second (a program that ends sooner
+    /// is reported). Extra words are appended to the program; in a site,
+    /// the first names the one program to start.
     Start {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -302,16 +312,62 @@ fn load(cli: &Cli) -> Result<Config, Vec<String>> {
     Ok(config)
 }
 
+/// Run the command line; the one place where a failed action becomes an
+/// exit status (see the module header).
 pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let status = match &cli.command {
         Some(command) => run_command(cli, command, out, err),
         None => daemon::interactive(cli, out, err),
     };
-    status.unwrap_or_else(|e| {
-        // Output went away (a closed pipe): nothing more to say.
-        let _ = writeln!(err, "zdctl: {e}");
-        EXIT_USAGE
-    })
+    // Buffered output is written here, so that its errors count too.
+    let status = status.and_then(|code| out.flush().map(|()| code));
+    let e = match status {
+        Ok(code) => return code,
+        Err(e) => e,
+    };
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        // The reader went away (`| head`): nothing more to say.
+        return EXIT_OK;
+    }
+    let busy = matches!(client_error(&e), Some(crate::client::Error::Busy(_)));
+    match report_client_error(e, out, err) {
+        Ok(()) if busy && matches!(cli.command, Some(Command::Status { .. })) => {
+            EXIT_STATUS_UNKNOWN
+        }
+        Ok(()) => EXIT_CHECK_FAILED,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_OK,
+        Err(e) => {
+            let _ = writeln!(err, "{}: {e}", prog());
+            EXIT_USAGE
+        }
+    }
+}
+
+/// The client's verdict carried by an I/O error, if that is what it is.
+fn client_error(e: &std::io::Error) -> Option<&crate::client::Error> {
+    e.get_ref()?.downcast_ref::<crate::client::Error>()
+}
+
+/// Say why the manager could not be used: busy (or not running) on
+/// standard output, like zdaemon's "daemon manager not running"; a socket
+/// that may not be used on standard error. Any other error is returned.
+pub(crate) fn report_client_error(
+    e: std::io::Error,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<()> {
+    use crate::client::Error;
+    match client_error(&e) {
+        Some(c @ (Error::Busy(_) | Error::NotRunning)) => {
+            writeln!(out, "{c}")?;
+            out.flush()
+        }
+        Some(c @ Error::Refused(_)) => {
+            out.flush()?;
+            writeln!(err, "Error: {c}")
+        }
+        None => Err(e),
+    }
 }
 
 fn run_command(

@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::daemon::{Ctl, Wait};
+use super::daemon::{Ctl, Spawned, Wait};
 use super::{Command, EXIT_CHECK_FAILED, EXIT_NOT_RUNNING, EXIT_OK};
-use crate::client::Status;
+use crate::client::{self, Status};
 
 /// One node as zdrun's `info` reports it.
 #[derive(Clone, Debug)]
@@ -50,8 +50,8 @@ fn brief(reply: &str) -> Option<Vec<NodeInfo>> {
 }
 
 impl Ctl<'_> {
-    fn site_nodes(&self) -> Option<Vec<NodeInfo>> {
-        self.send("info").and_then(|r| brief(&r))
+    fn site_nodes(&self) -> std::io::Result<Option<Vec<NodeInfo>>> {
+        Ok(self.send("info")?.and_then(|r| brief(&r)))
     }
 
     /// Is `name` one of ours? Prints the complaint if not.
@@ -71,11 +71,11 @@ impl Ctl<'_> {
         name: Option<&String>,
         timeout: Option<i64>,
         gone_is_done: bool,
-        spawned: Option<std::process::Child>,
+        spawned: Option<Spawned>,
         done: impl Fn(&NodeInfo) -> bool,
     ) -> std::io::Result<Option<u8>> {
         let t0 = Instant::now();
-        let socket = self.s.socket.clone();
+        let client = self.client.clone();
         self.wait_until(
             |st| {
                 if let Some(t) = timeout
@@ -90,8 +90,12 @@ impl Ctl<'_> {
                         Wait::NotYet
                     };
                 }
-                let Some(all) = crate::client::send_action(&socket, "info").and_then(|r| brief(&r))
-                else {
+                let all = match client.send("info") {
+                    Ok(reply) => brief(&reply),
+                    Err(client::Error::NotRunning | client::Error::Busy(_)) => None,
+                    Err(e) => return Wait::Abort(e),
+                };
+                let Some(all) = all else {
                     return Wait::NotYet;
                 };
                 let selected = all.iter().filter(|n| name.is_none_or(|m| &n.name == m));
@@ -117,7 +121,7 @@ impl Ctl<'_> {
     }
 
     fn print_nodes(&mut self, name: Option<&String>, verb: &str) -> std::io::Result<()> {
-        for n in self.site_nodes().unwrap_or_default() {
+        for n in self.site_nodes()?.unwrap_or_default() {
             if name.is_some_and(|m| &n.name != m) {
                 continue;
             }
@@ -139,7 +143,10 @@ impl Ctl<'_> {
         name: Option<&String>,
         json: bool,
     ) -> std::io::Result<u8> {
-        let reply = st.as_ref().and_then(|_| self.send("info"));
+        let reply = match st {
+            Some(_) => self.send("info")?,
+            None => None,
+        };
         let Some(reply) = reply else {
             if json {
                 writeln!(
@@ -206,13 +213,13 @@ pub(super) fn dispatch(
                 return Ok(EXIT_CHECK_FAILED);
             }
             let restart = matches!(command, Command::Restart { .. });
-            let before: Vec<NodeInfo> = ctl.site_nodes().unwrap_or_default();
+            let before: Vec<NodeInfo> = ctl.site_nodes()?.unwrap_or_default();
             let mut spawned = None;
             match &st {
                 None => match ctl.spawn_zdrun(&[]) {
                     Ok(c) if ctl.s.daemon => spawned = Some(c),
-                    Ok(mut c) => {
-                        let _ = c.wait();
+                    Ok(c) => {
+                        c.wait_launcher();
                         return Ok(EXIT_OK);
                     }
                     Err(e) => {
@@ -226,7 +233,7 @@ pub(super) fn dispatch(
                         Some(n) => format!("{action} {n}"),
                         None => action.to_string(),
                     };
-                    ctl.send(&request);
+                    ctl.send(&request)?;
                 }
             }
             let old: Vec<(String, Option<i64>)> = before
@@ -270,7 +277,7 @@ pub(super) fn dispatch(
             ctl.send(&match name {
                 Some(n) => format!("stop {n}"),
                 None => "stop".into(),
-            });
+            })?;
             ctl.wait_nodes(name, None, true, None, |n| n.pid.is_none())?;
             match name {
                 Some(n) => writeln!(ctl.out, "{n}: daemon process stopped")?,
@@ -284,11 +291,11 @@ pub(super) fn dispatch(
                 return Ok(EXIT_CHECK_FAILED);
             }
             let sig = signal.first().map(String::as_str).unwrap_or("");
-            for n in ctl.site_nodes().unwrap_or_default() {
+            for n in ctl.site_nodes()?.unwrap_or_default() {
                 if name.is_some_and(|m| &n.name != m) {
                     continue;
                 }
-                let st = crate::client::status(&ctl.s.socket).map(|mut s| {
+                let st = ctl.status()?.map(|mut s| {
                     s.view.application = n.pid.unwrap_or(0) as i32;
                     s
                 });
@@ -303,7 +310,7 @@ pub(super) fn dispatch(
         Command::Wait => {
             ctl.wait_nodes(None, None, true, None, |n| n.pid.is_none())?;
             writeln!(ctl.out, "daemon process stopped")?;
-            let st = ctl.status();
+            let st = ctl.status()?;
             ctl.site_status(st, None, false)?;
             Ok(EXIT_OK)
         }
@@ -316,7 +323,7 @@ pub(super) fn dispatch(
                 return Ok(EXIT_CHECK_FAILED);
             }
             let up = ctl
-                .site_nodes()
+                .site_nodes()?
                 .unwrap_or_default()
                 .iter()
                 .any(|n| &n.name == name && n.pid.is_some());
@@ -337,7 +344,7 @@ pub(super) fn dispatch(
         }
         Command::Logreopen => {
             ctl.reopen_transcript(st.as_ref())?;
-            let st = ctl.status();
+            let st = ctl.status()?;
             dispatch(
                 ctl,
                 &Command::Kill {

@@ -893,23 +893,31 @@ impl Supervisor {
         self.log.set_fallback(handle);
     }
 
+    /// Take every waiting client. One whose line is already in is
+    /// answered at once whatever the load; one that must wait for its line
+    /// takes a place, and with none left is turned away at once.
     fn accept(&mut self) {
-        loop {
-            let stream = match self.socket.listener.accept() {
-                Ok((s, _)) => s,
-                Err(_) => return,
-            };
-            let _ = stream.set_nonblocking(true);
-            let mut conn = Conn::new(stream, Instant::now());
+        let now = Instant::now();
+        while let Some(client) = self.socket.listener.accept() {
+            let mut conn = Conn::new(client.stream, now);
             conn.refusal = self.refuse(&conn);
-            if conn.refusal.is_none() && self.conns.len() >= server::MAX_CONNECTIONS {
-                conn.refusal = Some("Too many connections; try again\n".into());
-            }
-            // The line is often there already: answer at once.
             self.answer(&mut conn);
-            if !conn.finished() {
+            let room =
+                !client.on_spare && (conn.answered() || self.conns.len() < server::MAX_CONNECTIONS);
+            if conn.finished() {
+                drop(conn);
+            } else if room {
                 self.conns.push(conn);
+            } else if conn.answered() {
+                // A long reply that cannot wait on the spare descriptor.
+                drop(conn);
+            } else {
+                server::turn_away(conn.stream);
+                self.socket.listener.note_turned_away();
             }
+        }
+        if let Some(msg) = self.socket.listener.report(now) {
+            self.log.warning(&msg);
         }
     }
 
@@ -944,16 +952,7 @@ impl Supervisor {
 
     /// Only our own uid and root may control us.
     fn refuse(&self, conn: &Conn) -> Option<String> {
-        use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
-        let me = nix::unistd::geteuid().as_raw();
-        match getsockopt(&conn.stream, PeerCredentials) {
-            Ok(cred) if cred.uid() == me || cred.uid() == 0 => None,
-            Ok(cred) => Some(format!(
-                "Permission denied: uid {} may not control this daemon (owner uid {me})\n",
-                cred.uid()
-            )),
-            Err(e) => Some(format!("Permission denied: cannot identify peer: {e}\n")),
-        }
+        server::refusal(&conn.stream)
     }
 
     fn service(&mut self, conn: &mut Conn) {
