@@ -143,7 +143,10 @@ fn managers_for(sock: &Path) -> Vec<i32> {
             continue;
         };
         let mut args = cmdline.split(|&b| b == 0);
-        let is_zdrun = args.next().is_some_and(|a| a.ends_with(b"zdrun"));
+        // zdrun's guard process has its command line but not its name.
+        let guard =
+            fs::read_to_string(entry.path().join("comm")).is_ok_and(|c| c.trim() == "zdrun-guard");
+        let is_zdrun = !guard && args.next().is_some_and(|a| a.ends_with(b"zdrun"));
         if is_zdrun && args.any(|a| a == want) && alive(pid) {
             found.push(pid);
         }
@@ -334,8 +337,22 @@ fn only_a_socket_is_ever_removed_as_stale() {
         };
         let before = snapshot(&sock);
         // zdctl refuses the path before starting anything.
+        // A directory is already refused by the settings check, with the
+        // line of socket-name, as a configuration error.
+        let dir_error = |prog: &str| {
+            format!(
+                "Error: {}:3: socket path '{}' is a directory\nFor help, use {prog} -h\n",
+                site.path("zd.conf").display(),
+                sock.display()
+            )
+        };
         for action in ["start", "status", "stop"] {
             let o = site.zdctl(&[action]);
+            if kind == "a directory" {
+                assert_eq!(stderr(&o), dir_error("zdctl"), "{action}");
+                assert_eq!(o.status.code(), Some(2));
+                continue;
+            }
             assert_eq!(
                 stderr(&o),
                 format!(
@@ -358,16 +375,24 @@ fn only_a_socket_is_ever_removed_as_stale() {
                 .unwrap(),
         );
         let err = read_line_within(zdrun.0.stderr.take().unwrap(), DEADLINE);
-        assert_eq!(
-            err,
+        let expected = if kind == "a directory" {
+            dir_error("zdrun")
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+                + "\n"
+        } else {
             format!(
                 "cannot create socket {p}: {p} exists and is {kind}, not a socket; not removing \
                  it\n",
                 p = sock.display()
             )
-        );
+        };
+        assert_eq!(err, expected);
         wait_for("zdrun to exit", || !matches!(zdrun.0.try_wait(), Ok(None)));
-        assert_eq!(zdrun.0.wait().unwrap().code(), Some(1));
+        let code = if kind == "a directory" { 2 } else { 1 };
+        assert_eq!(zdrun.0.wait().unwrap().code(), Some(code));
         assert_eq!(snapshot(&sock), before, "{kind} changed");
         assert_eq!(fs::read_to_string(&precious).unwrap(), "precious\n");
         if kind == "a directory" {
@@ -518,7 +543,10 @@ fn start_shows_zdruns_own_error_at_once() {
     let o = site.zdctl(&["start"]);
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     assert!(
-        stderr(&o).starts_with("Error: can't stat program '/nonexistent/program'\n"),
+        stderr(&o).starts_with(&format!(
+            "Error: {}:2: can't stat program '/nonexistent/program'\n",
+            site.path("zd.conf").display()
+        )),
         "{}",
         stderr(&o)
     );

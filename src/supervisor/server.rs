@@ -278,6 +278,24 @@ fn check_directory(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Bind a socket at `path`, which may be longer than a socket address
+/// holds (the temporary name is the final one plus `.PID`): such a path
+/// is reached through its directory's descriptor in /proc.
+fn bind_long(path: &Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::ffi::OsStrExt;
+    if path.as_os_str().as_bytes().len() < 108 {
+        return UnixListener::bind(path);
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return UnixListener::bind(path);
+    };
+    let dir = std::fs::File::open(dir)?;
+    let short = Path::new("/proc/self/fd")
+        .join(std::os::fd::AsRawFd::as_raw_fd(&dir).to_string())
+        .join(name);
+    UnixListener::bind(short)
+}
+
 /// Bind `path`, replacing a stale socket but never a live one, nor
 /// anything that is not a socket of ours. `warn` is told about a stale
 /// socket being removed.
@@ -286,7 +304,7 @@ pub fn bind(path: &Path, mut warn: impl FnMut(&str)) -> Result<ControlSocket, Bi
     let tmp = PathBuf::from(format!("{}.{}", path.display(), std::process::id()));
     for _ in 0..10 {
         remove_socket(&tmp);
-        let listener = UnixListener::bind(&tmp)
+        let listener = bind_long(&tmp)
             .map_err(|e| BindError::Other(format!("cannot bind socket {}: {e}", path.display())))?;
         let linked = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
             .and_then(|()| std::fs::hard_link(&tmp, path));
