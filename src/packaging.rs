@@ -10,12 +10,12 @@ use clap_complete::Shell;
 /// The command-line programs we ship, with their clap definitions.
 /// `zeoctl` and `zopectl` are zdctl under other names.
 fn commands() -> Vec<clap::Command> {
-    let zdctl = crate::ctl::Cli::command();
+    let zdctl = crate::cli::zdctl::Cli::command();
     vec![
         zdctl.clone(),
         zdctl.clone().name("zeoctl").bin_name("zeoctl"),
         zdctl.name("zopectl").bin_name("zopectl"),
-        crate::supervisor::Cli::command(),
+        crate::cli::zdrun::Cli::command(),
     ]
 }
 
@@ -50,7 +50,7 @@ pub fn man_pages(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
 /// `cwd` becomes the unit's working directory: relative paths in zdaemon
 /// configs are taken from the directory zdctl and zdrun run in.
 pub fn systemd_unit(
-    s: &crate::supervisor::settings::Settings,
+    s: &crate::settings::Settings,
     config: &Path,
     zdrun: &Path,
     cwd: &Path,

@@ -51,7 +51,7 @@ use proptest::test_runner::{RngAlgorithm, TestCaseError, TestError, TestRunner};
 use tempfile::TempDir;
 
 use zdaemon_rs::config::{self, Config, show};
-use zdaemon_rs::supervisor::settings::{Bases, Settings};
+use zdaemon_rs::settings::{Bases, Settings};
 use zdaemon_rs::zconfig;
 
 // ---------------------------------------------------------------------------

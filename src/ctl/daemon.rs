@@ -13,7 +13,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use super::{Cli, Command, EXIT_CHECK_FAILED, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE, help};
 use crate::client::{self, Client, Status};
 use crate::pyrepr::{repr_list, repr_str};
-use crate::supervisor::settings::{Bases, Settings};
+use crate::settings::{Bases, Settings};
 
 /// How often a waiting zdctl asks zdrun for its status.
 const POLL: Duration = Duration::from_millis(10);
@@ -42,7 +42,7 @@ fn client_for(s: &Settings) -> Client {
     match s
         .user
         .as_deref()
-        .and_then(|u| crate::supervisor::find_user(u).ok())
+        .and_then(|u| crate::system::find_user(u).ok())
     {
         Some(user) => client.trusting(user.uid.as_raw()),
         None => client,
@@ -176,7 +176,7 @@ pub(super) fn settings(cli: &Cli) -> Result<(Settings, Option<PathBuf>), String>
         })?;
     }
     if let Some(user) = &s.user {
-        crate::supervisor::find_user(user)?;
+        crate::system::find_user(user)?;
     }
     Ok((s, config_path))
 }
@@ -791,7 +791,7 @@ impl Ctl<'_> {
     /// its end (and exit status) is ours to see while we wait.
     pub(super) fn spawn_zdrun(&mut self, extra: &[String]) -> std::io::Result<Spawned> {
         let user = match &self.s.user {
-            Some(u) if nix::unistd::geteuid().is_root() => crate::supervisor::find_user(u)
+            Some(u) if nix::unistd::geteuid().is_root() => crate::system::find_user(u)
                 .ok()
                 .filter(|u| !u.uid.is_root()),
             _ => None,

@@ -8,11 +8,11 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
-use super::settings::{self, NodeSettings};
 use super::spawn;
 use super::transcript::Transcript;
 use crate::eventlog::Logger;
 use crate::protocol::Status;
+use crate::settings::{self, NodeSettings};
 
 /// How often a node's readiness address is tried.
 pub const READY_PROBE: Duration = Duration::from_millis(50);

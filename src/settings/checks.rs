@@ -90,7 +90,7 @@ fn has_nul(p: &Path) -> bool {
 /// Settings zdrun could not start with, or that would fail it later.
 pub(super) fn settings(s: &Settings, runner: &Origins, problems: &mut Problems) {
     if let Some(user) = &s.user
-        && let Err(e) = crate::supervisor::find_user(user)
+        && let Err(e) = crate::system::find_user(user)
     {
         problems.add(At::of(runner.of("user")), e);
     }
@@ -288,7 +288,7 @@ impl RunAs {
         let user = s
             .user
             .as_deref()
-            .and_then(|u| crate::supervisor::find_user(u).ok());
+            .and_then(|u| crate::system::find_user(u).ok());
         match user {
             Some(u) if u.uid != nix::unistd::geteuid() => RunAs::User(u),
             _ => RunAs::Me,

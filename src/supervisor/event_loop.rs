@@ -1,0 +1,457 @@
+//! The event loop: one `poll` over the signal pipe, the socket, the
+//! clients and the transcripts; timers, reaping, leftovers, and the order
+//! in which nodes start and stop.
+
+use super::*;
+
+/// Signals zdrun acts on, each with the flag its handler sets.
+pub(super) struct Signals {
+    pub(super) pipe: UnixStream,
+    /// The pipe's write end, for threads that must wake the event loop.
+    pub(super) wake: UnixStream,
+    pub(super) chld: Arc<AtomicBool>,
+    pub(super) term: Arc<AtomicBool>,
+    pub(super) int: Arc<AtomicBool>,
+    pub(super) hup: Arc<AtomicBool>,
+    pub(super) usr2: Arc<AtomicBool>,
+}
+
+impl Signals {
+    pub(super) fn install() -> std::io::Result<Signals> {
+        let (read, write) = UnixStream::pair()?;
+        read.set_nonblocking(true)?;
+        write.set_nonblocking(true)?;
+        let s = Signals {
+            pipe: read,
+            wake: write.try_clone()?,
+            chld: Arc::default(),
+            term: Arc::default(),
+            int: Arc::default(),
+            hup: Arc::default(),
+            usr2: Arc::default(),
+        };
+        use signal_hook::consts::*;
+        for (sig, flag) in [
+            (SIGCHLD, &s.chld),
+            (SIGTERM, &s.term),
+            (SIGINT, &s.int),
+            (SIGHUP, &s.hup),
+            (SIGUSR2, &s.usr2),
+        ] {
+            signal_hook::flag::register(sig, Arc::clone(flag))?;
+            signal_hook::low_level::pipe::register(sig, write.try_clone()?)?;
+        }
+        Ok(s)
+    }
+
+    pub(super) fn drain(&self) {
+        let mut buf = [0u8; 256];
+        while matches!(nix::unistd::read(&self.pipe, &mut buf), Ok(n) if n > 0) {}
+    }
+}
+
+impl Supervisor {
+    pub(super) fn run_forever(&mut self) -> i32 {
+        loop {
+            if let Some(code) = self.exit_status {
+                return code;
+            }
+            self.nodes.retain(|n| !(n.removed && n.pid.is_none()));
+            let idle = self
+                .nodes
+                .iter()
+                .all(|n| !n.should_be_up && n.pid.is_none());
+            if idle && (self.shutting_down || !self.s.hang_around) {
+                self.log.info("Exiting");
+                // A site whose every program gave up failed, as a single
+                // program's give-up does.
+                let all_fatal =
+                    !self.nodes.is_empty() && self.nodes.iter().all(|n| n.ended == Some("fatal"));
+                return if all_fatal && !self.shutting_down {
+                    1
+                } else {
+                    0
+                };
+            }
+            self.stop_in_order();
+            if self.spawn_due() {
+                continue;
+            }
+            self.tell_systemd();
+            self.wait_and_dispatch();
+        }
+    }
+
+    /// READY=1 once every program that should run is ready; STATUS= with a
+    /// summary whenever it changes.
+    pub(super) fn tell_systemd(&mut self) {
+        let Some(n) = &self.notify else { return };
+        let wanted = self.nodes.iter().filter(|n| n.should_be_up).count();
+        let ready = self
+            .nodes
+            .iter()
+            .filter(|n| n.should_be_up && n.ready)
+            .count();
+        let mut summary = if self.nodes.len() == 1 && !self.s.is_site() {
+            match self.nodes[0].pid {
+                Some(pid) => format!("program running; pid={pid}"),
+                None => format!("program {}", self.nodes[0].state()),
+            }
+        } else {
+            format!("{ready} of {} programs ready", self.nodes.len())
+        };
+        let troubled: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.state(), "backoff" | "fatal"))
+            .map(|n| format!("{} {}", n.s.name, n.state()))
+            .collect();
+        if !troubled.is_empty() && self.s.is_site() {
+            summary = format!("{summary}; {}", troubled.join(", "));
+        }
+        if !self.ready_sent && !self.shutting_down && ready == wanted {
+            self.ready_sent = true;
+            n.send(&format!("READY=1\nSTATUS={summary}"));
+            self.last_summary = summary;
+        } else if summary != self.last_summary {
+            n.send(&format!("STATUS={summary}"));
+            self.last_summary = summary;
+        }
+    }
+
+    pub(super) fn index(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.s.name == name)
+    }
+
+    /// Everything `node` waits for is ready (unknown names count as ready:
+    /// a reload may have removed them).
+    pub(super) fn deps_ready(&self, node: &Node) -> bool {
+        node.s
+            .after
+            .iter()
+            .all(|d| self.index(d).is_none_or(|i| self.nodes[i].ready))
+    }
+
+    /// Spawn every node that is due and whose dependencies are ready.
+    pub(super) fn spawn_due(&mut self) -> bool {
+        let mut spawned = false;
+        for i in 0..self.nodes.len() {
+            if !self.nodes[i].due() || self.shutting_down || !self.deps_ready(&self.nodes[i]) {
+                continue;
+            }
+            spawned = true;
+            let verdict = self.nodes[i].spawn(&mut self.log);
+            self.verdict(i, verdict);
+        }
+        spawned
+    }
+
+    /// A node's supervision ended: a single-program zdrun exits with the
+    /// status, as zdaemon; a site carries on with the other nodes.
+    pub(super) fn verdict(&mut self, _i: usize, verdict: Verdict) {
+        if let Verdict::End(code) = verdict
+            && !self.s.is_site()
+        {
+            self.exit_status = Some(code);
+        }
+    }
+
+    /// Stopping everything goes in reverse dependency order: a node is
+    /// signalled once nothing that runs after it is still running.
+    pub(super) fn stop_in_order(&mut self) {
+        for i in 0..self.nodes.len() {
+            let n = &self.nodes[i];
+            if !n.stop_wanted || n.pid.is_none() || n.killing {
+                continue;
+            }
+            let name = n.s.name.clone();
+            let dependents_up = self
+                .nodes
+                .iter()
+                .any(|d| d.pid.is_some() && d.s.after.contains(&name));
+            if !dependents_up {
+                self.nodes[i].stop_wanted = false;
+                self.nodes[i].terminate();
+            }
+        }
+    }
+
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        let conn = self.conns.iter().map(|c| c.deadline).min();
+        let nodes = self
+            .nodes
+            .iter()
+            .flat_map(|n| [n.delay, n.test_retry, n.ready_probe])
+            .flatten()
+            .min();
+        let reload = self
+            .reloading
+            .as_ref()
+            .filter(|r| !r.abandoned)
+            .map(|r| r.since + RELOAD_TIMEOUT);
+        [conn, nodes, self.watchdog_at, reload]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    pub(super) fn wait_and_dispatch(&mut self) {
+        let now = Instant::now();
+        let timeout = match self.next_deadline() {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let ms = d.saturating_duration_since(now).as_millis();
+                // Round up so we do not wake a hair early and spin.
+                let ms = if d > now && ms == 0 { 1 } else { ms };
+                PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let (sig_ready, listen_ready, transcripts_ready, conn_ready) = {
+            let mut fds = vec![
+                PollFd::new(self.signals.pipe.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.socket.listener.as_fd(), PollFlags::POLLIN),
+            ];
+            let mut transcript_nodes = Vec::new();
+            for (i, n) in self.nodes.iter().enumerate() {
+                if let Some(t) = &n.transcript {
+                    let fd: BorrowedFd = t.reader();
+                    fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                    transcript_nodes.push(i);
+                }
+            }
+            let base = fds.len();
+            for c in &self.conns {
+                let mut flags = PollFlags::POLLIN;
+                if c.wants_write() {
+                    flags |= PollFlags::POLLOUT;
+                }
+                fds.push(PollFd::new(c.stream.as_fd(), flags));
+            }
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => self.log.error(&format!("poll failed: {e}")),
+            }
+            let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            let transcripts: Vec<usize> = transcript_nodes
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| ready(&fds[2 + k]))
+                .map(|(_, &i)| i)
+                .collect();
+            let conns: Vec<bool> = fds[base..].iter().map(ready).collect();
+            (ready(&fds[0]), ready(&fds[1]), transcripts, conns)
+        };
+        if sig_ready {
+            self.signals.drain();
+        }
+        // Flags are checked every turn: a signal may land between poll
+        // returning and the pipe being drained.
+        self.handle_signals();
+        for i in transcripts_ready {
+            if let Some(t) = &mut self.nodes[i].transcript
+                && let Some(transcript::Event::WriteFailed(msg)) = t.drain()
+            {
+                self.log.error(&msg);
+            }
+        }
+        if self.exit_status.is_some() {
+            // On the way out: answering now would report a manager that is
+            // about to be gone.
+            return;
+        }
+        self.handle_timers();
+        self.check_reload();
+        if std::mem::take(&mut self.sweep_due) {
+            self.sweep();
+        }
+        // Out of self while answering: dispatch needs all of self.
+        let mut conns = std::mem::take(&mut self.conns);
+        for (conn, ready) in conns.iter_mut().zip(conn_ready) {
+            if ready {
+                self.service(conn);
+            }
+        }
+        self.conns = conns;
+        self.expire_conns();
+        if listen_ready {
+            self.accept();
+        }
+    }
+
+    pub(super) fn handle_signals(&mut self) {
+        if self.signals.chld.swap(false, Ordering::SeqCst) {
+            self.reap();
+        }
+        if self.signals.usr2.swap(false, Ordering::SeqCst) {
+            self.reopen_logs();
+        }
+        if self.signals.hup.swap(false, Ordering::SeqCst) {
+            if self.load.is_some() {
+                self.log
+                    .info("received SIGHUP; reloading the configuration");
+                self.start_reload(None);
+            } else {
+                self.shutdown("SIGHUP");
+            }
+        }
+        for (flag, name) in [
+            (Arc::clone(&self.signals.term), "SIGTERM"),
+            (Arc::clone(&self.signals.int), "SIGINT"),
+        ] {
+            if flag.swap(false, Ordering::SeqCst) {
+                self.shutdown(name);
+            }
+        }
+    }
+
+    /// Stop every program (in reverse order, escalating as `stop` does)
+    /// and exit once they are gone. A second signal sends SIGKILL at once.
+    pub(super) fn shutdown(&mut self, signame: &str) {
+        self.log.info(&format!(
+            "received {signame}; stopping the program and exiting"
+        ));
+        let again = self.shutting_down;
+        self.shutting_down = true;
+        if let Some(n) = &self.notify {
+            n.send("STOPPING=1");
+        }
+        for n in &mut self.nodes {
+            n.should_be_up = false;
+            n.backoff = 0;
+            if n.pid.is_none() {
+                n.delay = None;
+            } else if again {
+                n.signal_group(Signal::SIGKILL);
+            } else if !n.killing {
+                n.stop_wanted = true;
+            }
+        }
+    }
+
+    pub(super) fn handle_timers(&mut self) {
+        let now = Instant::now();
+        if let (Some(at), Some(n)) = (self.watchdog_at, &self.notify)
+            && at <= now
+        {
+            n.send("WATCHDOG=1");
+            self.watchdog_at = n.watchdog.map(|d| now + d);
+        }
+        for n in &mut self.nodes {
+            if n.delay.is_some_and(|d| d <= now) {
+                n.delay_passed(now, &mut self.log);
+            }
+            if n.ready_probe.is_some_and(|t| t <= now) {
+                n.probe_ready(&mut self.log);
+            }
+            if n.test_retry.is_some_and(|t| t <= now) {
+                n.run_start_test(&mut self.log);
+            }
+        }
+    }
+
+    pub(super) fn reap(&mut self) {
+        loop {
+            match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(status) => {
+                    let Some(pid) = status.pid() else { continue };
+                    if matches!(status, WaitStatus::Stopped(..) | WaitStatus::Continued(_)) {
+                        continue;
+                    }
+                    if let Some(i) = self.nodes.iter().position(|n| n.pid == Some(pid)) {
+                        let v = self.nodes[i].exited(status, self.shutting_down, &mut self.log);
+                        self.verdict(i, v);
+                        self.sweep_due = true;
+                    } else if let Some(n) = self.nodes.iter_mut().find(|n| n.owns_test(pid)) {
+                        n.test_exited(status, &mut self.log);
+                    } else if self.guard.as_ref().is_some_and(|g| g.pid == pid) {
+                        self.log.warning("the guard process died");
+                        self.guard = None;
+                        self.sweep_due = true;
+                    } else {
+                        // An orphan of a program, ours as subreaper: its
+                        // own children are ours now, maybe to kill.
+                        self.sweep_due = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Kill the orphans of programs that have ended (a program's leftovers
+    /// go with it) and, on the way out, every orphan.
+    pub(super) fn sweep(&mut self) {
+        let Some(manager) = leftovers::manager_id() else {
+            return;
+        };
+        // A lost guard is replaced once no reload or lookup thread runs:
+        // a fork must not copy another thread's locks.
+        if self.guard.is_none() && leftovers::single_threaded() {
+            match leftovers::start_guard() {
+                Ok(g) => {
+                    self.log.info("started a new guard process");
+                    self.guard = Some(g);
+                }
+                Err(e) => self
+                    .log
+                    .warning(&format!("cannot start the guard process: {e}")),
+            }
+        }
+        for pid in leftovers::children() {
+            if self
+                .nodes
+                .iter()
+                .any(|n| n.pid == Some(pid) || n.owns_test(pid))
+                || self.guard.as_ref().is_some_and(|g| g.pid == pid)
+            {
+                continue;
+            }
+            let leftover = match leftovers::owner(pid, manager) {
+                leftovers::Owner::Node(name) => {
+                    self.shutting_down
+                        || self
+                            .nodes
+                            .iter()
+                            .find(|n| n.s.name == name)
+                            .is_none_or(|n| n.pid.is_none())
+                }
+                // Unmarked (it cleared its environment): in a single
+                // program's zdrun it can only be that program's.
+                leftovers::Owner::Unknown => {
+                    self.shutting_down || (!self.s.is_site() && self.nodes[0].pid.is_none())
+                }
+            };
+            if leftover {
+                self.log.info(&format!(
+                    "killing pid {pid}, left behind by an ended program"
+                ));
+                leftovers::kill_tree(pid);
+            }
+        }
+    }
+
+    pub(super) fn reopen_logs(&mut self) {
+        for e in self.log.reopen() {
+            self.log.error(&e);
+        }
+        for i in 0..self.nodes.len() {
+            if let Some(t) = &mut self.nodes[i].transcript
+                && let Some(e) = t.reopen()
+            {
+                self.log.error(&e);
+            }
+        }
+        self.set_log_fallback();
+    }
+
+    /// Without an event log, warnings go to the first program's transcript
+    /// (zdaemon's stderr), else to zdrun's stderr.
+    pub(super) fn set_log_fallback(&mut self) {
+        let handle = self
+            .nodes
+            .first()
+            .and_then(|n| n.transcript.as_ref())
+            .and_then(|t| t.file_handle());
+        self.log.set_fallback(handle);
+    }
+}
