@@ -12,36 +12,12 @@ use std::time::{Duration, Instant};
 
 use common::site::*;
 
-/// Write `body` as a shell script in the site; the `program` words that
-/// run it (through `sh`, so the file is never exec'd while another test's
-/// fork may still hold it open for writing).
-fn script(site: &Site, name: &str, body: &str) -> String {
-    let p = site.path(name);
-    fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("write script");
-    format!("sh {}", p.display())
-}
-
 fn start(site: &Site) -> i32 {
     let o = site.zdctl(&["start"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     let pid = site.program_pid();
     assert!(pid != 0);
     pid
-}
-
-/// utime + stime of `pid`, in clock ticks.
-fn cpu_ticks(pid: i32) -> u64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("process exists");
-    let (_, rest) = stat.rsplit_once(')').unwrap();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the command: state is field 3, utime 14, stime 15.
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
-fn clock_ticks_per_second() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) };
-    if t > 0 { t as u64 } else { 100 }
 }
 
 /// The supervision is intact: same manager and program, and the manager

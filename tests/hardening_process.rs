@@ -12,14 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::site::*;
 
-/// Write `body` as a shell script in the site; the `program` words that
-/// run it.
-fn script(site: &Site, name: &str, body: &str) -> String {
-    let p = site.path(name);
-    fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("write script");
-    format!("sh {}", p.display())
-}
-
 fn start(site: &Site) -> i32 {
     let o = site.zdctl(&["start"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));

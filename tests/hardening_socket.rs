@@ -621,21 +621,6 @@ fn open_fds(pid: i32) -> usize {
     fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
 }
 
-/// utime + stime of `pid`, in clock ticks.
-fn cpu_ticks(pid: i32) -> u64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("process exists");
-    let (_, rest) = stat.rsplit_once(')').unwrap();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the command: state is field 3, utime 14, stime 15.
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
-fn clock_ticks_per_second() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) };
-    if t > 0 { t as u64 } else { 100 }
-}
-
 /// 25,000 idle connections against a zdrun started with `nofile` as its
 /// descriptor limit (`None`: the usual one): it stays responsive and
 /// cheap, never looks "not running", and recovers.

@@ -17,15 +17,6 @@ use std::time::{Duration, Instant};
 
 use common::site::*;
 
-/// Write `body` as a shell script in the site; the `program` words that
-/// run it. Run through `sh` so a script just written is never exec'd
-/// while another test's fork still holds it open for writing.
-fn script(site: &Site, name: &str, body: &str) -> String {
-    let p = site.path(name);
-    fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("write script");
-    format!("sh {}", p.display())
-}
-
 /// An `<eventlog>` writing every message, with epoch timestamps, to
 /// `events.log` in the site.
 fn eventlog(site: &Site) -> String {

@@ -215,3 +215,33 @@ pub fn undot(s: &str) -> String {
     }
     out
 }
+
+/// Write `body` as a shell script in the site; the `program` words that
+/// run it (through `sh`, so a script just written is never exec'd while
+/// another test's fork may still hold it open for writing).
+pub fn script(site: &Site, name: &str, body: &str) -> String {
+    let p = site.path(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("write script");
+    format!("sh {}", p.display())
+}
+
+/// utime + stime of `pid`, in clock ticks.
+pub fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("process exists");
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the command: state is field 3, utime 14, stime 15.
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) };
+    if t > 0 { t as u64 } else { 100 }
+}
