@@ -243,6 +243,10 @@ pub fn interactive(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::
     }
     let stdin = std::io::stdin();
     let mut line = String::new();
+    // At a terminal, lines can be edited and earlier ones recalled (in
+    // memory, as zdaemon's prompt does with readline); piped input is
+    // read as it comes.
+    let mut editor = LineEditor::for_terminal();
     loop {
         // A manager started from this prompt is our child once in the
         // background; do not leave it a zombie when it ends.
@@ -250,10 +254,17 @@ pub fn interactive(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::
             waitpid(None, Some(WaitPidFlag::WNOHANG)),
             Ok(s) if s.pid().is_some()
         ) {}
-        write!(ctl.out, "{prompt} ")?;
         ctl.out.flush()?;
         line.clear();
-        if stdin.lock().read_line(&mut line)? == 0 {
+        let got = match &mut editor {
+            Some(ed) => ed.read(&format!("{prompt} "), &mut line)?,
+            None => {
+                write!(ctl.out, "{prompt} ")?;
+                ctl.out.flush()?;
+                stdin.lock().read_line(&mut line)? != 0
+            }
+        };
+        if !got {
             writeln!(ctl.out)?;
             return Ok(EXIT_OK);
         }
@@ -292,6 +303,48 @@ pub fn interactive(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::
 }
 
 use super::PromptLine;
+
+/// The prompt's line editor: cursor keys, editing and history.
+struct LineEditor(rustyline::DefaultEditor);
+
+impl LineEditor {
+    /// An editor when both ends are a terminal, else `None`.
+    fn for_terminal() -> Option<LineEditor> {
+        use std::io::IsTerminal;
+        if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+            return None;
+        }
+        let config = rustyline::Config::builder()
+            .auto_add_history(false)
+            .history_ignore_dups(true)
+            .ok()?
+            .build();
+        rustyline::DefaultEditor::with_config(config)
+            .ok()
+            .map(LineEditor)
+    }
+
+    /// Read one line into `line`; false at end of input (^D). ^C drops
+    /// the line being typed, as a shell does.
+    fn read(&mut self, prompt: &str, line: &mut String) -> std::io::Result<bool> {
+        use rustyline::error::ReadlineError;
+        loop {
+            match self.0.readline(prompt) {
+                Ok(text) => {
+                    if !text.trim().is_empty() {
+                        let _ = self.0.add_history_entry(text.as_str());
+                    }
+                    line.push_str(&text);
+                    return Ok(true);
+                }
+                Err(ReadlineError::Interrupted) => continue,
+                Err(ReadlineError::Eof) => return Ok(false),
+                Err(ReadlineError::Io(e)) => return Err(e),
+                Err(e) => return Err(std::io::Error::other(e)),
+            }
+        }
+    }
+}
 
 impl Ctl<'_> {
     /// The manager's status; `None` when no manager runs. A busy manager
