@@ -135,6 +135,11 @@ fn uptime(s: &Status) -> f64 {
     }
 }
 
+/// `/dev/null`: the transcript of a program that has none.
+fn is_null(p: &Path) -> bool {
+    p == Path::new("/dev/null")
+}
+
 /// Outcome of one check in a wait loop.
 pub(super) enum Wait {
     Done,
@@ -196,6 +201,10 @@ pub fn run(
         }
         Err(e) => return usage(err, &e),
     };
+    if let Some(msg) = super::usage::problem(&s, command) {
+        writeln!(err, "{msg}")?;
+        return Ok(EXIT_USAGE);
+    }
     let client = client_for(&s);
     let mut ctl = Ctl {
         cli,
@@ -284,6 +293,11 @@ pub fn interactive(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::
                 }
             },
         };
+        if let Some(msg) = super::usage::problem(&ctl.s, &command) {
+            ctl.out.flush()?;
+            writeln!(err, "{msg}")?;
+            continue;
+        }
         let done = match command {
             Command::Show { .. }
             | Command::Check
@@ -432,7 +446,10 @@ impl Ctl<'_> {
         }
     }
 
-    /// `logtail [-f] [FILE|NAME]`: a site's program name means its logfile.
+    /// `logtail [-f] [FILE|NAME]`. In a site, NAME means that node's
+    /// logfile, else its transcript (what the program wrote); without an
+    /// argument, the runner's logfile, else zdrun's own event log (where
+    /// the nodes' starts and exits are recorded).
     fn logtail(&mut self, follow: bool, file: &Option<PathBuf>) -> std::io::Result<u8> {
         let by_name = file.as_ref().and_then(|f| {
             let f = f.to_string_lossy();
@@ -440,18 +457,26 @@ impl Ctl<'_> {
                 .nodes
                 .iter()
                 .find(|n| !n.name.is_empty() && n.name == f)
-                .map(|n| n.logfile.clone())
+                .map(|n| {
+                    n.logfile
+                        .clone()
+                        .or_else(|| Some(n.transcript.clone()).filter(|t| !is_null(t)))
+                })
         });
         let path = match by_name {
             Some(Some(p)) => p,
             Some(None) => {
                 writeln!(
                     self.out,
-                    "No log file specified for that program; use logtail <logfile>"
+                    "No log file or transcript for that program; use logtail <logfile>"
                 )?;
                 return Ok(EXIT_OK);
             }
-            None => match file.clone().or_else(|| self.s.logfile.clone()) {
+            None => match file
+                .clone()
+                .or_else(|| self.s.logfile.clone())
+                .or_else(|| self.site_event_log())
+            {
                 Some(p) => p,
                 None => {
                     writeln!(
@@ -466,6 +491,22 @@ impl Ctl<'_> {
             writeln!(self.out, "{e}")?;
         }
         Ok(EXIT_OK)
+    }
+
+    /// A site's event log file (its first `<logfile>`), taken from the
+    /// configuration file's directory when relative.
+    fn site_event_log(&self) -> Option<PathBuf> {
+        if !self.s.is_site() {
+            return None;
+        }
+        let log = self.s.eventlog.as_ref()?;
+        let first = crate::config::show::log_paths(log).into_iter().next()?;
+        let path = PathBuf::from(first);
+        if path.is_absolute() || matches!(first, "STDOUT" | "STDERR") {
+            return (!matches!(first, "STDOUT" | "STDERR")).then_some(path);
+        }
+        let dir = self.config_path.as_deref().and_then(Path::parent)?;
+        Some(dir.join(path))
     }
 
     fn reload(&mut self, st: Option<&Status>) -> std::io::Result<u8> {
