@@ -819,8 +819,8 @@ fn stop_start_restart_and_kill_act_on_one_node() {
 
     assert_eq!(ok(&site, &["logtail", "a"]), "one\ntwo\n");
     let o = site.zdctl(&["stop", "nosuch"]);
-    assert_eq!(stdout(&o), "no program named 'nosuch'\n");
-    assert_ne!(o.status.code(), Some(0));
+    assert_eq!(stderr(&o), "stop: unknown node 'nosuch'\n");
+    assert_eq!(o.status.code(), Some(2));
     assert_eq!(wait_running(&site, &["a", "b", "c"]), [p[0], b, c]);
 }
 

@@ -42,6 +42,27 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// The command line as `prog` (zdctl, zeoctl or zopectl: the same program
+/// under other names) presents itself in `--help`, usage and man pages.
+pub fn command_for(prog: &'static str) -> clap::Command {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let about = cmd
+        .get_about()
+        .map(|a| a.to_string().replacen("zdctl", prog, 1));
+    let after = cmd
+        .get_after_help()
+        .map(|a| a.to_string().replace("zdctl", prog));
+    let mut cmd = cmd.name(prog).bin_name(prog);
+    if let Some(a) = about {
+        cmd = cmd.about(a);
+    }
+    if let Some(a) = after {
+        cmd = cmd.after_help(a);
+    }
+    cmd
+}
+
 /// One action typed at the interactive prompt.
 #[derive(Parser, Debug)]
 #[command(no_binary_name = true, disable_help_subcommand = true)]

@@ -80,7 +80,7 @@ pub fn from_document(doc: &zconfig::Document) -> Result<Config, ConfigErrors> {
 
 /// Print `config` as TOML that loads back to the same model.
 pub fn to_toml(config: &Config) -> Result<String, String> {
-    toml::to_string(config).map_err(|e| e.to_string())
+    tomlfmt::to_string(config)
 }
 
 fn syntax_errors(errors: Vec<zconfig::SyntaxError>) -> ConfigErrors {

@@ -103,7 +103,11 @@ pub struct Program {
     pub start_timeout: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "some_umask"
+    )]
     pub umask: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logfile: Option<String>,
@@ -117,6 +121,26 @@ pub struct Program {
     /// Where each key was set (and `environment`, its section).
     #[serde(skip)]
     pub origins: Origins,
+}
+
+/// A umask in TOML: octal text as in ZConfig (`"022"`), or the number
+/// itself (`18`), as older output wrote it.
+fn umask<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Int(i64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Int(n) => u32::try_from(n)
+            .map_err(|_| serde::de::Error::custom(format!("umask out of range: {n}"))),
+        Raw::Text(s) => datatypes::octal(&s).map_err(serde::de::Error::custom),
+    }
+}
+
+fn some_umask<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    umask(d).map(Some)
 }
 
 fn yes() -> bool {
@@ -154,7 +178,7 @@ pub struct Runner {
     pub stop_timeout: i64,
     #[serde(default)]
     pub user: Option<String>,
-    #[serde(default = "Runner::default_umask")]
+    #[serde(default = "Runner::default_umask", deserialize_with = "umask")]
     pub umask: u32,
     #[serde(default)]
     pub hang_around: bool,

@@ -4,7 +4,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use super::datatypes::level_name;
-use super::model::{Config, EventLog, Handler, Program, Runner};
+use super::model::{Config, EventLog, Handler, Kind, Program, Runner};
 use crate::pyrepr::{repr_list, repr_str};
 
 /// The canonical JSON view: the runner, environment, event log summary and
@@ -132,7 +132,12 @@ pub fn text(config: &Config, configfile: &str) -> String {
         ("kind".into(), format!("{:?}", config.kind).to_lowercase()),
     ];
     if let Some(r) = &config.runner {
-        lines.extend(runner_lines(r));
+        let mut runner = runner_lines(r);
+        // A site's programs are its nodes, listed after these lines.
+        if config.kind == Kind::Site && r.program.is_empty() {
+            runner.retain(|(label, _)| label != "program");
+        }
+        lines.extend(runner);
     }
     for (name, value) in &config.environment {
         lines.push((format!("env {name}"), repr_str(value)));

@@ -65,6 +65,74 @@ fn handler_problems(log: &EventLog) -> Vec<(String, String)> {
     out
 }
 
+/// Print `config` as TOML that loads back to the same model, with
+/// `umask` in octal text and log levels by name, as admins write them
+/// (`umask = "022"`, `level = "INFO"`); both load as the numbers did.
+pub(crate) fn to_string(config: &Config) -> Result<String, String> {
+    let mut root = toml::Table::try_from(config).map_err(|e| e.to_string())?;
+    if let Some(runner) = root.get_mut("runner").and_then(toml::Value::as_table_mut) {
+        octal_umask(runner);
+        if let Some(log) = runner.get_mut("eventlog") {
+            level_names(log);
+        }
+    }
+    if let Some(programs) = root.get_mut("programs").and_then(toml::Value::as_array_mut) {
+        for p in programs.iter_mut().filter_map(toml::Value::as_table_mut) {
+            octal_umask(p);
+        }
+    }
+    if let Some(log) = root.get_mut("eventlog") {
+        level_names(log);
+    }
+    toml::to_string(&root).map_err(|e| e.to_string())
+}
+
+fn octal_umask(table: &mut toml::Table) {
+    if let Some(v) = table.get_mut("umask")
+        && let Some(n) = v.as_integer()
+    {
+        *v = toml::Value::String(format!("{n:03o}"));
+    }
+}
+
+/// A logger's level and its handlers' levels, by name where there is one.
+fn level_names(log: &mut toml::Value) {
+    let Some(log) = log.as_table_mut() else {
+        return;
+    };
+    let name = |v: &mut toml::Value| {
+        if let Some(n) = v.as_integer().and_then(level_name) {
+            *v = toml::Value::String(n.to_string());
+        }
+    };
+    if let Some(v) = log.get_mut("level") {
+        name(v);
+    }
+    if let Some(handlers) = log.get_mut("handlers").and_then(toml::Value::as_array_mut) {
+        for h in handlers.iter_mut().filter_map(toml::Value::as_table_mut) {
+            if let Some(v) = h.get_mut("level") {
+                name(v);
+            }
+        }
+    }
+}
+
+/// The names ZConfig's `logging-level` reads; other levels stay numbers.
+fn level_name(level: i64) -> Option<&'static str> {
+    Some(match level {
+        50 => "CRITICAL",
+        40 => "ERROR",
+        30 => "WARNING",
+        20 => "INFO",
+        15 => "BLATHER",
+        10 => "DEBUG",
+        5 => "TRACE",
+        1 => "ALL",
+        0 => "NOTSET",
+        _ => return None,
+    })
+}
+
 fn line_of(text: &str, offset: usize) -> u32 {
     let upto = &text.as_bytes()[..offset.min(text.len())];
     1 + upto.iter().filter(|b| **b == b'\n').count() as u32

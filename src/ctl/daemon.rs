@@ -135,6 +135,11 @@ fn uptime(s: &Status) -> f64 {
     }
 }
 
+/// `/dev/null`: the transcript of a program that has none.
+fn is_null(p: &Path) -> bool {
+    p == Path::new("/dev/null")
+}
+
 /// Outcome of one check in a wait loop.
 pub(super) enum Wait {
     Done,
@@ -196,6 +201,10 @@ pub fn run(
         }
         Err(e) => return usage(err, &e),
     };
+    if let Some(msg) = super::usage::problem(&s, command) {
+        writeln!(err, "{msg}")?;
+        return Ok(EXIT_USAGE);
+    }
     let client = client_for(&s);
     let mut ctl = Ctl {
         cli,
@@ -243,6 +252,10 @@ pub fn interactive(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::
     }
     let stdin = std::io::stdin();
     let mut line = String::new();
+    // At a terminal, lines can be edited and earlier ones recalled (in
+    // memory, as zdaemon's prompt does with readline); piped input is
+    // read as it comes.
+    let mut editor = LineEditor::for_terminal();
     loop {
         // A manager started from this prompt is our child once in the
         // background; do not leave it a zombie when it ends.
@@ -250,10 +263,17 @@ pub fn interactive(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::
             waitpid(None, Some(WaitPidFlag::WNOHANG)),
             Ok(s) if s.pid().is_some()
         ) {}
-        write!(ctl.out, "{prompt} ")?;
         ctl.out.flush()?;
         line.clear();
-        if stdin.lock().read_line(&mut line)? == 0 {
+        let got = match &mut editor {
+            Some(ed) => ed.read(&format!("{prompt} "), &mut line)?,
+            None => {
+                write!(ctl.out, "{prompt} ")?;
+                ctl.out.flush()?;
+                stdin.lock().read_line(&mut line)? != 0
+            }
+        };
+        if !got {
             writeln!(ctl.out)?;
             return Ok(EXIT_OK);
         }
@@ -273,6 +293,11 @@ pub fn interactive(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::
                 }
             },
         };
+        if let Some(msg) = super::usage::problem(&ctl.s, &command) {
+            ctl.out.flush()?;
+            writeln!(err, "{msg}")?;
+            continue;
+        }
         let done = match command {
             Command::Show { .. }
             | Command::Check
@@ -292,6 +317,48 @@ pub fn interactive(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::
 }
 
 use super::PromptLine;
+
+/// The prompt's line editor: cursor keys, editing and history.
+struct LineEditor(rustyline::DefaultEditor);
+
+impl LineEditor {
+    /// An editor when both ends are a terminal, else `None`.
+    fn for_terminal() -> Option<LineEditor> {
+        use std::io::IsTerminal;
+        if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+            return None;
+        }
+        let config = rustyline::Config::builder()
+            .auto_add_history(false)
+            .history_ignore_dups(true)
+            .ok()?
+            .build();
+        rustyline::DefaultEditor::with_config(config)
+            .ok()
+            .map(LineEditor)
+    }
+
+    /// Read one line into `line`; false at end of input (^D). ^C drops
+    /// the line being typed, as a shell does.
+    fn read(&mut self, prompt: &str, line: &mut String) -> std::io::Result<bool> {
+        use rustyline::error::ReadlineError;
+        loop {
+            match self.0.readline(prompt) {
+                Ok(text) => {
+                    if !text.trim().is_empty() {
+                        let _ = self.0.add_history_entry(text.as_str());
+                    }
+                    line.push_str(&text);
+                    return Ok(true);
+                }
+                Err(ReadlineError::Interrupted) => continue,
+                Err(ReadlineError::Eof) => return Ok(false),
+                Err(ReadlineError::Io(e)) => return Err(e),
+                Err(e) => return Err(std::io::Error::other(e)),
+            }
+        }
+    }
+}
 
 impl Ctl<'_> {
     /// The manager's status; `None` when no manager runs. A busy manager
@@ -379,7 +446,10 @@ impl Ctl<'_> {
         }
     }
 
-    /// `logtail [-f] [FILE|NAME]`: a site's program name means its logfile.
+    /// `logtail [-f] [FILE|NAME]`. In a site, NAME means that node's
+    /// logfile, else its transcript (what the program wrote); without an
+    /// argument, the runner's logfile, else zdrun's own event log (where
+    /// the nodes' starts and exits are recorded).
     fn logtail(&mut self, follow: bool, file: &Option<PathBuf>) -> std::io::Result<u8> {
         let by_name = file.as_ref().and_then(|f| {
             let f = f.to_string_lossy();
@@ -387,18 +457,26 @@ impl Ctl<'_> {
                 .nodes
                 .iter()
                 .find(|n| !n.name.is_empty() && n.name == f)
-                .map(|n| n.logfile.clone())
+                .map(|n| {
+                    n.logfile
+                        .clone()
+                        .or_else(|| Some(n.transcript.clone()).filter(|t| !is_null(t)))
+                })
         });
         let path = match by_name {
             Some(Some(p)) => p,
             Some(None) => {
                 writeln!(
                     self.out,
-                    "No log file specified for that program; use logtail <logfile>"
+                    "No log file or transcript for that program; use logtail <logfile>"
                 )?;
                 return Ok(EXIT_OK);
             }
-            None => match file.clone().or_else(|| self.s.logfile.clone()) {
+            None => match file
+                .clone()
+                .or_else(|| self.s.logfile.clone())
+                .or_else(|| self.site_event_log())
+            {
                 Some(p) => p,
                 None => {
                     writeln!(
@@ -413,6 +491,22 @@ impl Ctl<'_> {
             writeln!(self.out, "{e}")?;
         }
         Ok(EXIT_OK)
+    }
+
+    /// A site's event log file (its first `<logfile>`), taken from the
+    /// configuration file's directory when relative.
+    fn site_event_log(&self) -> Option<PathBuf> {
+        if !self.s.is_site() {
+            return None;
+        }
+        let log = self.s.eventlog.as_ref()?;
+        let first = crate::config::show::log_paths(log).into_iter().next()?;
+        let path = PathBuf::from(first);
+        if path.is_absolute() || matches!(first, "STDOUT" | "STDERR") {
+            return (!matches!(first, "STDOUT" | "STDERR")).then_some(path);
+        }
+        let dir = self.config_path.as_deref().and_then(Path::parent)?;
+        Some(dir.join(path))
     }
 
     fn reload(&mut self, st: Option<&Status>) -> std::io::Result<u8> {

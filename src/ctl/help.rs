@@ -53,6 +53,42 @@ pub fn topic(name: &str) -> Option<&'static [&'static str]> {
             "help          -- Print a list of available actions.",
             "help <action> -- Print help for <action>.",
         ],
+        "systemd-unit" => &[
+            "systemd-unit -- Print a systemd unit (Type=notify) that runs zdrun",
+            "                on this configuration file.",
+        ],
+        "generate" => &[
+            "generate completions|man DIR -- Write shell completions or man",
+            "                                pages into DIR (for packaging).",
+        ],
+        _ => return None,
+    })
+}
+
+/// What an action does in a site (several `<program NAME>` nodes), added
+/// after [`topic`]'s lines when the configuration is one.
+pub fn site_topic(name: &str) -> Option<&'static [&'static str]> {
+    Some(match name {
+        "start" => &[
+            "In a site: start [NAME] -- start NAME (and what it comes after),",
+            "           or every node, in dependency order.",
+        ],
+        "stop" => &["In a site: stop [NAME] -- stop NAME, or every node, dependents first."],
+        "restart" => &["In a site: restart [NAME] -- restart NAME, or the site."],
+        "status" => &[
+            "In a site: status [-l] [NAME] -- one line per node, or NAME's;",
+            "           -l adds each node's raw status reply.",
+        ],
+        "kill" => &[
+            "In a site: kill [sig] [NAME] -- send sig to NAME, or to every node.",
+            "           kill NAME sends SIGTERM to NAME.",
+        ],
+        "logtail" => &[
+            "In a site: logtail [-f] [NAME] -- NAME's logfile, else its transcript;",
+            "           without NAME, the runner's logfile, else the event log.",
+        ],
+        "fg" | "foreground" => &["In a site: fg NAME [args] -- run node NAME in the foreground."],
+        "show" => &["In a site: one block per node with its resolved settings."],
         _ => return None,
     })
 }
@@ -228,6 +264,24 @@ mod tests {
              fg          help  logreopen  reopen_transcript  show   status  wait\n\
              foreground  kill  logtail    restart            start  stop  \n\n"
         );
+    }
+
+    /// Every action of the command line has a `help` topic.
+    #[test]
+    fn every_action_has_help() {
+        use clap::CommandFactory;
+        let cli = crate::cli::zdctl::Cli::command();
+        let mut missing = Vec::new();
+        for sub in cli.get_subcommands() {
+            let names = std::iter::once(sub.get_name()).chain(sub.get_all_aliases());
+            for name in names {
+                if topic(name).is_none() {
+                    missing.push(name.to_string());
+                }
+            }
+        }
+        assert!(cli.get_subcommands().count() > 10);
+        assert!(missing.is_empty(), "no help topic for {missing:?}");
     }
 
     #[test]

@@ -26,7 +26,9 @@ pub use crate::cli::{
 mod daemon;
 mod help;
 mod logtail;
+mod show;
 mod site;
+mod usage;
 
 /// Run the client; returns the process exit status.
 /// The name we were run as: `zeoctl` and `zopectl` are this program under
@@ -47,11 +49,9 @@ pub fn prog() -> &'static str {
 }
 
 pub fn main() -> ExitCode {
-    use clap::{CommandFactory, FromArgMatches};
+    use clap::FromArgMatches;
     let prog = prog();
-    let parsed = Cli::command()
-        .name(prog)
-        .bin_name(prog)
+    let parsed = crate::cli::zdctl::command_for(prog)
         .try_get_matches()
         .and_then(|m| Cli::from_arg_matches(&m));
     let mut cli = match parsed {
@@ -253,16 +253,21 @@ fn run_command(
                 (None, true) => ShowFormat::Json,
                 (None, false) => ShowFormat::Text,
             };
-            show(cli, format, *all, out, err)
+            show::show(cli, format, *all, out, err)
         }
         Command::Help { topic } => {
-            let commands = load(cli).map(|c| c.commands).unwrap_or_default();
+            let loaded = load(cli).ok();
+            let site = loaded
+                .as_ref()
+                .is_some_and(|c| c.kind == config::Kind::Site);
+            let commands = loaded.map(|c| c.commands).unwrap_or_default();
             let names: Vec<&str> = commands.iter().map(|c| c.name.as_str()).collect();
             match topic.as_deref() {
                 None => out.write_all(help::listing(&names).as_bytes())?,
                 Some(t) => match (help::topic(t), commands.iter().find(|c| c.name == t)) {
                     (Some(lines), _) => {
-                        for l in lines {
+                        let in_site = help::site_topic(t).filter(|_| site);
+                        for l in lines.iter().chain(in_site.into_iter().flatten()) {
                             writeln!(out, "{l}")?;
                         }
                     }
@@ -348,55 +353,4 @@ fn located(cli: &Cli, error: &str) -> Vec<String> {
             }
         })
         .collect()
-}
-
-fn show(
-    cli: &Cli,
-    format: ShowFormat,
-    all: bool,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> std::io::Result<u8> {
-    let config = match load(cli) {
-        Ok(c) => c,
-        Err(errors) => {
-            for e in errors {
-                writeln!(err, "Error: {e}")?;
-            }
-            return Ok(EXIT_USAGE);
-        }
-    };
-    let text = match format {
-        ShowFormat::Json if all => serde_json::to_string_pretty(&config),
-        ShowFormat::Json => serde_json::to_string_pretty(&config::show::canonical(&config)),
-        ShowFormat::Toml => {
-            return match config::to_toml(&config) {
-                Ok(t) => {
-                    out.write_all(t.as_bytes())?;
-                    Ok(EXIT_OK)
-                }
-                Err(e) => {
-                    writeln!(err, "Error: cannot print TOML: {e}")?;
-                    Ok(EXIT_USAGE)
-                }
-            };
-        }
-        ShowFormat::Text => {
-            let name = cli
-                .config
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            out.write_all(config::show::text(&config, &name).as_bytes())?;
-            return Ok(EXIT_OK);
-        }
-    };
-    match text {
-        Ok(t) => writeln!(out, "{t}")?,
-        Err(e) => {
-            writeln!(err, "Error: cannot print JSON: {e}")?;
-            return Ok(EXIT_USAGE);
-        }
-    }
-    Ok(EXIT_OK)
 }

@@ -200,12 +200,16 @@ pub(super) fn dispatch(
 ) -> std::io::Result<u8> {
     let running = |n: &NodeInfo| n.state == "running";
     match command {
-        Command::Status { json, extra, .. } => {
+        Command::Status { json, extra, long } => {
             let name = extra.first();
             if !ctl.known(name)? {
                 return Ok(EXIT_CHECK_FAILED);
             }
-            ctl.site_status(st, name, *json)
+            let code = ctl.site_status(st, name, *json)?;
+            if *long && !*json && code == EXIT_OK {
+                raw_statuses(ctl, name)?;
+            }
+            Ok(code)
         }
         Command::Start { args } | Command::Restart { args } => {
             let name = args.first();
@@ -286,21 +290,19 @@ pub(super) fn dispatch(
             Ok(EXIT_OK)
         }
         Command::Kill { signal } => {
-            let name = signal.get(1);
-            if !ctl.known(name)? {
-                return Ok(EXIT_CHECK_FAILED);
-            }
-            let sig = signal.first().map(String::as_str).unwrap_or("");
+            // Checked before the action runs (see the usage module).
+            let Ok(args) = super::usage::kill_args(&ctl.s, signal) else {
+                return Ok(super::EXIT_USAGE);
+            };
+            let name = args.node.as_ref();
+            let Some((sig, num)) = super::help::signal_by_name(&args.signal) else {
+                return Ok(super::EXIT_USAGE);
+            };
             for n in ctl.site_nodes()?.unwrap_or_default() {
                 if name.is_some_and(|m| &n.name != m) {
                     continue;
                 }
-                let st = ctl.status()?.map(|mut s| {
-                    s.view.application = n.pid.unwrap_or(0) as i32;
-                    s
-                });
-                write!(ctl.out, "{}: ", n.name)?;
-                ctl.kill(st, sig)?;
+                signal_node(ctl, &n, sig, num)?;
             }
             if st.is_none() {
                 writeln!(ctl.out, "daemon process not running")?;
@@ -354,5 +356,44 @@ pub(super) fn dispatch(
             )
         }
         other => unreachable!("{other:?} is handled before this dispatch"),
+    }
+}
+
+/// `status -l`: each node's raw status reply (zdrun's `status NAME`),
+/// every line led by the node's name, after a blank line.
+fn raw_statuses(ctl: &mut Ctl, name: Option<&String>) -> std::io::Result<()> {
+    let names: Vec<String> = match name {
+        Some(n) => vec![n.clone()],
+        None => ctl.s.nodes.iter().map(|n| n.name.clone()).collect(),
+    };
+    for n in names {
+        let Some(reply) = ctl.send(&format!("status {n}"))? else {
+            break;
+        };
+        writeln!(ctl.out)?;
+        for line in reply.lines() {
+            writeln!(ctl.out, "{n}: {line}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Send a signal to one node's program, saying so as zdaemon says it for
+/// a single program, each line led by the node's name.
+fn signal_node(ctl: &mut Ctl, n: &NodeInfo, sig: &str, num: i32) -> std::io::Result<()> {
+    let Some(pid) = n.pid.filter(|p| *p > 0) else {
+        return writeln!(ctl.out, "{}: daemon process not running", n.name);
+    };
+    writeln!(ctl.out, "{}: kill({pid}, {num})", n.name)?;
+    let sent = nix::sys::signal::Signal::try_from(num)
+        .and_then(|s| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), s));
+    match sent {
+        Ok(()) => writeln!(ctl.out, "{}: signal {sig} sent to process {pid}", n.name),
+        Err(e) => writeln!(
+            ctl.out,
+            "{}: Error: {}",
+            n.name,
+            crate::pyrepr::os_error(e as i32, None)
+        ),
     }
 }
