@@ -49,3 +49,12 @@ pub fn close_inherited_fds() {
         }
     }
 }
+
+/// Write a line to stderr, ignoring failure: a reader that went away (a
+/// closed pipe) must not turn an error report into a panic.
+pub fn stderr_line(text: &str) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.write_all(b"\n");
+}

@@ -39,7 +39,7 @@ pub fn command_line_error(e: &clap::Error, prog: &str) -> u8 {
             first.strip_prefix("error: ").unwrap_or(first).to_string()
         }
     };
-    eprintln!("Error: {msg}");
-    eprintln!("For help, use {prog} -h");
+    crate::system::stderr_line(&format!("Error: {msg}"));
+    crate::system::stderr_line(&format!("For help, use {prog} -h"));
     EXIT_USAGE
 }

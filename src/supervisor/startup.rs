@@ -6,8 +6,8 @@ use crate::cli::zdrun::Cli;
 use crate::system::{close_inherited_fds, switch_user};
 
 pub(super) fn usage_error(msg: &str) -> i32 {
-    eprintln!("Error: {msg}");
-    eprintln!("For help, use zdrun -h");
+    crate::system::stderr_line(&format!("Error: {msg}"));
+    crate::system::stderr_line("For help, use zdrun -h");
     EXIT_USAGE
 }
 
@@ -113,12 +113,14 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
     let signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("cannot install signal handlers: {e}");
+            crate::system::stderr_line(&format!("cannot install signal handlers: {e}"));
             return 1;
         }
     };
     let socket = match server::bind(&settings.socket, |m| {
-        eprintln!("{m}");
+        if log.has_sinks() {
+            crate::system::stderr_line(m);
+        }
         log.warning(m);
     }) {
         Ok(s) => s,
@@ -128,13 +130,11 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
                 crate::pyrepr::repr_str(&settings.socket.to_string_lossy()),
                 reply.trim_end_matches('\n')
             );
-            eprintln!("{msg}");
-            log.critical(&msg);
+            critical(&mut log, &msg);
             return 1;
         }
         Err(server::BindError::Other(msg)) => {
-            eprintln!("{msg}");
-            log.critical(&msg);
+            critical(&mut log, &msg);
             return 1;
         }
     };
@@ -215,9 +215,7 @@ pub(super) fn daemonize(s: &Settings, log: &mut Logger, socket: &ControlSocket) 
         }
         Ok(ForkResult::Child) => {}
         Err(e) => {
-            let msg = format!("cannot fork: {e}");
-            eprintln!("{msg}");
-            log.critical(&msg);
+            critical(log, &format!("cannot fork: {e}"));
             let _ = std::fs::remove_file(&socket.path);
             return Err(1);
         }
@@ -243,4 +241,13 @@ pub(super) fn daemonize(s: &Settings, log: &mut Logger, socket: &ControlSocket) 
         s.umask as nix::libc::mode_t,
     ));
     Ok(())
+}
+
+/// A start-up failure: on stderr and in the event log. Without an event
+/// log, the log's last resort is stderr already: say it once.
+fn critical(log: &mut Logger, msg: &str) {
+    if log.has_sinks() {
+        crate::system::stderr_line(msg);
+    }
+    log.critical(msg);
 }
