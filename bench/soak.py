@@ -375,6 +375,7 @@ def report(m, res, restarts, statuses, warmup):
               f" at {', '.join(str(i) for i, _ in res['slow'][:10])}")
     else:
         print(f"  no cycle took over {SLOW_CYCLE} s")
+    print("  fds at start: " + ", ".join(f"{fd} {a.fds[fd]}" for fd in sorted(a.fds)))
     gone = sorted(set(a.fds) - set(c.fds))
     new = sorted(set(c.fds) - set(a.fds))
     changed = sorted(fd for fd in set(a.fds) & set(c.fds) if a.fds[fd] != c.fds[fd])
