@@ -11,9 +11,9 @@ that only calls pause()).
 
 One manager runs the program, with a transcript file and an event log at
 level info that rotates at 256 KB (2 old files), so every restart also
-writes log lines and, every couple of thousand, rotates the log.  Everything is
-driven over the control socket with zdaemon's protocol: connect, send one
-line, read the reply until EOF.
+writes log lines and, every couple of thousand, rotates the log.
+Everything is driven over the control socket with zdaemon's protocol:
+connect, send one line, read the reply until EOF.
 
   restart  one cycle is: open a pidfd on the running program; send
            `restart` (reply "Sent SIGTERM; will restart later"); wait on
@@ -22,8 +22,9 @@ line, read the reply until EOF.
            exec'd the program (/proc/PID/exe).  So every cycle is a real
            stop and a real spawn of a program that got to run, and the
            next SIGTERM never lands between fork and exec (where the
-           manager's own signal handlers are still installed).  The extra
-           status requests are counted apart from the status phase.
+           child still has zdrun's signal handlers, which swallow it: the
+           program then runs until stop-timeout).  The extra status
+           requests are counted apart from the status phase.
   status   `status` requests one after another; each reply must show the
            same running program.
 
