@@ -1,5 +1,5 @@
-"""Helpers shared by the benchmark scripts (bench/supervise.py and
-bench/site.py): process inspection through /proc, cleanup, the table."""
+"""Helpers shared by the benchmark scripts (bench/supervise.py,
+bench/site.py and bench/soak.py): process inspection through /proc, cleanup, the table."""
 
 import argparse
 import os
@@ -92,12 +92,15 @@ def print_table(rows, theirs):
             print(sep)
 
 
-def main(doc, name, run):
-    """The scripts' entry point: --zdctl and --tmp, SIGTERM as an exit that
-    still runs the cleanups, a Failure as a message and status 1."""
+def main(doc, name, run, add_args=None):
+    """The scripts' entry point: --zdctl and --tmp (and whatever `add_args`
+    adds to the parser), SIGTERM as an exit that still runs the cleanups, a
+    Failure as a message and status 1."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--zdctl", required=True, help="our release zdctl")
     ap.add_argument("--tmp", required=True, help="empty scratch directory")
+    if add_args is not None:
+        add_args(ap)
     args = ap.parse_args()
 
     def on_term(signum, frame):
