@@ -415,3 +415,32 @@ fn a_killed_guard_is_replaced_and_supervision_goes_on() {
         guards_of(manager).is_empty()
     });
 }
+
+#[test]
+fn a_restart_right_after_a_spawn_is_not_lost() {
+    let site = Site::new();
+    // SIGTERM ends `sleep` at once; a stop that waits out stop-timeout
+    // means the SIGTERM was lost between fork and exec.
+    site.config("sleep 3111", "  stop-timeout 30", "");
+    let mut pid = start(&site);
+    for cycle in 0..150 {
+        let t0 = Instant::now();
+        let reply = site.request(b"restart\n");
+        assert!(reply.starts_with(b"Sent SIGTERM"), "{reply:?}");
+        // Restart again the moment the new pid shows, before it can exec.
+        loop {
+            let p = site.program_pid();
+            if p != 0 && p != pid {
+                pid = p;
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "cycle {cycle}: pid {pid} was not restarted (a lost SIGTERM)"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let o = site.zdctl(&["stop"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}

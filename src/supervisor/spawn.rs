@@ -10,7 +10,16 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
-use nix::sys::signal::{SigHandler, Signal};
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, pthread_sigmask};
+
+/// The signals zdrun handles; a child must not run zdrun's handlers.
+const CAUGHT: [Signal; 5] = [
+    Signal::SIGCHLD,
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGUSR2,
+];
 use nix::sys::stat::Mode;
 use nix::unistd::{ForkResult, Pid};
 
@@ -97,12 +106,33 @@ pub fn spawn(spec: &Spec) -> std::io::Result<Pid> {
     let nofile = CHILD_NOFILE.load(std::sync::atomic::Ordering::Relaxed);
     let failure = format!("can't exec '{}': ", spec.file.display());
     let parent = nix::unistd::getpid();
+    // Signals wait until the child has dropped zdrun's handlers: one that
+    // arrived in between (a quick `stop`) would run zdrun's handler in the
+    // child and be lost, and the program would live on until SIGKILL.
+    let mut old_mask = SigSet::empty();
+    pthread_sigmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut old_mask),
+    )
+    .map_err(std::io::Error::from)?;
     // SAFETY: the child only makes system calls on data prepared before
     // the fork (no allocation), then execs or leaves with _exit, never
     // returning into the caller.
-    match unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)? {
+    let forked = unsafe { nix::unistd::fork() };
+    if !matches!(forked, Ok(ForkResult::Child)) {
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+    }
+    match forked.map_err(std::io::Error::from)? {
         ForkResult::Parent { child } => Ok(child),
         ForkResult::Child => {
+            for sig in CAUGHT {
+                // SAFETY: installing SIG_DFL runs no code of ours.
+                let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) };
+            }
+            // A signal sent meanwhile is delivered now, with its default
+            // action: a SIGTERM ends the child as it would the program.
+            let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
             let errno = child_setup(spec.output, null, dir.as_deref(), umask, nofile, parent)
                 .err()
                 .unwrap_or_else(|| {
