@@ -62,13 +62,30 @@ pub(super) fn load_settings(cli: &Cli, cwd: &Path) -> Result<Settings, String> {
         config_dir: cli.config.as_ref().map(|_| config_dir.as_path()),
         socket_from_cli: cli.overrides.socket_name.is_some(),
     };
-    Settings::from_config(&config, &bases).map_err(|e| {
+    let mut s = Settings::from_config(&config, &bases).map_err(|e| {
         if e.starts_with("no program specified") {
             "no program specified (use positional args)".to_string()
         } else {
             e
         }
-    })
+    })?;
+    s.config_file = cli
+        .config
+        .as_deref()
+        .map(|p| crate::settings::record::canonical(p, cwd));
+    Ok(s)
+}
+
+/// Record what we run, for a zdctl whose file no longer loads (see
+/// `settings::record`); a record that cannot be written is logged.
+pub(super) fn write_record(s: &Settings, log: &mut Logger) {
+    let Some(config) = &s.config_file else {
+        return;
+    };
+    let record = crate::settings::record::Record::of(s, config);
+    if let Err(e) = crate::settings::record::write(&record) {
+        log.warning(&format!("cannot write the record of this manager: {e}"));
+    }
 }
 
 pub(super) fn absolute_dir_of(file: &Path, cwd: &Path) -> PathBuf {
@@ -196,8 +213,12 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
         reloading: None,
     };
     sup.log.info("daemon manager started");
+    write_record(&sup.s, &mut sup.log);
     let status = sup.run_forever();
     let _ = std::fs::remove_file(&sup.socket.path);
+    if let Some(config) = &sup.s.config_file {
+        crate::settings::record::remove(config);
+    }
     status
 }
 
