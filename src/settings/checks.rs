@@ -88,18 +88,20 @@ fn has_nul(p: &Path) -> bool {
 }
 
 /// Settings zdrun could not start with, or that would fail it later.
-pub(super) fn settings(s: &Settings, runner: &Origins, socket_dir: bool, problems: &mut Problems) {
+/// With `reach`, only what a client needs to reach a running manager: a
+/// usable socket path, whose directory need not exist (then none runs),
+/// and no check of the files zdrun writes (their directories may be made
+/// when it starts, e.g. by systemd).
+pub(super) fn settings(s: &Settings, runner: &Origins, reach: bool, problems: &mut Problems) {
     if let Some(user) = &s.user
         && let Err(e) = crate::system::find_user(user)
     {
         problems.add(At::of(runner.of("user")), e);
     }
-    socket(
-        &s.socket,
-        At::of(runner.of("socket-name")),
-        socket_dir,
-        problems,
-    );
+    socket(&s.socket, At::of(runner.of("socket-name")), !reach, problems);
+    if reach {
+        return;
+    }
     if s.is_site() {
         // The site's own runner: zdctl waits by its start-timeout.
         for (key, value) in [

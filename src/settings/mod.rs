@@ -153,17 +153,19 @@ impl Settings {
     /// problem, one per line, each starting with where the setting was
     /// written. With no program, zdaemon's wording.
     pub fn from_config(config: &Config, bases: &Bases) -> Result<Settings, String> {
-        Self::build(config, bases, true)
+        Self::build(config, bases, false)
     }
 
     /// Settings to reach a running manager with (status, stop, kill,
     /// logtail): as [`Settings::from_config`], except that the socket's
-    /// directory need not exist -- then nothing runs there.
+    /// directory need not exist -- then nothing runs there -- and the
+    /// files zdrun writes are not checked (their directories may be made
+    /// when it starts).
     pub fn to_reach(config: &Config, bases: &Bases) -> Result<Settings, String> {
-        Self::build(config, bases, false)
+        Self::build(config, bases, true)
     }
 
-    fn build(config: &Config, bases: &Bases, socket_dir: bool) -> Result<Settings, String> {
+    fn build(config: &Config, bases: &Bases, reach: bool) -> Result<Settings, String> {
         let mut problems = Problems::default();
         let settings = if config.kind == Kind::Site {
             Self::site(config, bases, &mut problems)?
@@ -180,7 +182,7 @@ impl Settings {
             config.origins.of("environment"),
             &mut problems,
         );
-        checks::settings(&settings, &runner.origins, socket_dir, &mut problems);
+        checks::settings(&settings, &runner.origins, reach, &mut problems);
         problems.into_result()?;
         Ok(settings)
     }
