@@ -98,7 +98,12 @@ pub(super) fn settings(s: &Settings, runner: &Origins, reach: bool, problems: &m
     {
         problems.add(At::of(runner.of("user")), e);
     }
-    socket(&s.socket, At::of(runner.of("socket-name")), !reach, problems);
+    socket(
+        &s.socket,
+        At::of(runner.of("socket-name")),
+        !reach,
+        problems,
+    );
     if reach {
         return;
     }

@@ -291,10 +291,11 @@ pub fn runner_part(config: &Path) -> RunnerPart {
         }
         return part;
     }
-    let Ok(text) = std::fs::read(config) else {
-        return RunnerPart::default();
-    };
-    scan(&String::from_utf8_lossy(&text), &dir_of(config))
+    // Read as the loader reads (never blocking on a FIFO or a device).
+    match crate::zconfig::read_text(config) {
+        Ok(text) => scan(&text, &dir_of(config)),
+        Err(_) => RunnerPart::default(),
+    }
 }
 
 /// The line-by-line reading of [`runner_part`].
