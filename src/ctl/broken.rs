@@ -7,10 +7,12 @@
 //! `fg` and `reload` refuse such a file, as before.
 
 use std::io::Write;
+use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
 
 use super::{Cli, Command};
 use crate::client::Client;
+use crate::config::Config;
 use crate::settings::Settings;
 use crate::settings::record;
 
@@ -47,6 +49,14 @@ pub(super) fn reach(
     let Ok(cwd) = std::env::current_dir() else {
         return Ok(None);
     };
+    // A bad option is the command line's error, not the file's.
+    let bad_timeout = cli
+        .start_timeout
+        .as_ref()
+        .is_some_and(|t| t.trim().parse::<i64>().is_err());
+    if bad_timeout || cli.overrides.apply(&mut Config::default()).is_err() {
+        return Ok(None);
+    }
     let path = cwd.join(config);
     let part = record::runner_part(&path);
     let user = cli.overrides.user.clone().or(part.user);
@@ -67,6 +77,10 @@ pub(super) fn reach(
         (None, Some(r)) => r.socket.clone(),
         (None, None) => return Ok(None),
     };
+    // A socket path that is something else is the file's own error.
+    if std::fs::symlink_metadata(&socket).is_ok_and(|m| !m.file_type().is_socket()) {
+        return Ok(None);
+    }
     let mut s = match found.filter(|r| r.socket == socket) {
         Some(r) => r.settings(),
         None => from_manager(&socket, &user),
