@@ -3,6 +3,8 @@
 //! from their own. Each runs from a copy in a temporary directory, so the
 //! checkout's `var/` stays clean.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -248,4 +250,73 @@ fn paths_from_the_command_line_stay_with_the_current_directory() {
     });
     let o = c.zdctl(&elsewhere, "../qs/zdaemon.conf", &["stop"], &sock);
     assert_eq!(o.status.code(), Some(0), "{}", said(&o));
+}
+
+#[test]
+fn the_zeo_example_runs_from_the_root_directory() {
+    // A copy of examples/zeo as its README sets it up (venv linked to a
+    // Python with ZEO), on a free port, started and stopped from /.
+    let python = common::oracle_python();
+    let venv = python
+        .parent()
+        .and_then(Path::parent)
+        .expect("the venv of the oracle's python");
+    assert!(
+        venv.join("bin/runzeo").exists(),
+        "no runzeo in {}",
+        venv.display()
+    );
+    let c = Copy::quickstart();
+    let zeo = c.root.path().join("zeo");
+    std::fs::create_dir_all(zeo.join("var")).expect("mkdir");
+    let example = repo().join("examples/zeo");
+    for f in [
+        "site.conf",
+        "zeo.conf",
+        "client.conf",
+        "client.py",
+        "check.py",
+    ] {
+        std::fs::copy(example.join(f), zeo.join(f)).expect("copy the example");
+    }
+    std::os::unix::fs::symlink(venv, zeo.join("venv")).expect("link the venv");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let instance = std::fs::read_to_string(example.join("instance.conf"))
+        .expect("instance.conf")
+        .replace(
+            "%define ADDRESS 127.0.0.1:8100",
+            &format!("%define ADDRESS 127.0.0.1:{port}"),
+        )
+        .replace("%define INTERVAL 1", "%define INTERVAL 0.05");
+    assert!(instance.contains(&format!(":{port}")), "{instance}");
+    std::fs::write(zeo.join("instance.conf"), instance).expect("write instance.conf");
+    let sock = zeo.join("var/zdsock");
+    let config = zeo.join("site.conf").display().to_string();
+    let o = c.zdctl(Path::new("/"), &config, &["start"], &sock);
+    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
+    assert_eq!(
+        stdout(&o).matches("daemon process started").count(),
+        3,
+        "{}",
+        said(&o)
+    );
+    // The clients commit through the server: every path they and runzeo
+    // use is the example's own.
+    wait_for("a client's acknowledged commits", || {
+        std::fs::read_to_string(zeo.join("var/client1.acks")).is_ok_and(|a| a.lines().count() >= 2)
+    });
+    assert!(zeo.join("var/Data.fs").exists());
+    let o = c.zdctl(Path::new("/"), &config, &["stop"], &sock);
+    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
+    let check = Command::new(&python)
+        .current_dir("/")
+        .arg(zeo.join("check.py"))
+        .arg(zeo.join("var/Data.fs"))
+        .arg(zeo.join("var/client1.acks"))
+        .output()
+        .expect("check.py runs");
+    assert!(check.status.success(), "{}", said(&check));
 }

@@ -205,10 +205,15 @@ pub fn write(record: &Record) -> std::io::Result<PathBuf> {
     let uid = nix::unistd::geteuid().as_raw();
     let path = path_for(&record.config, uid);
     let dir = path.parent().unwrap_or(Path::new("/"));
-    let _ = std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir);
+    // /run/zdaemon-rs also holds the packaged sites' socket directories,
+    // which other users may need to reach: only the records are private.
+    if let Some(parent) = dir.parent() {
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent);
+    }
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(dir);
     if !private_dir(dir, uid) {
         return Err(std::io::Error::other(format!(
             "{} is not a directory of ours that only we may write",

@@ -16,7 +16,7 @@ pub fn main() -> i32 {
     // Descriptors the caller left open (`zdctl start 7>file`) are neither
     // zdrun's nor its programs'.
     close_inherited_fds();
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return i32::from(crate::cli::command_line_error(&e, "zdrun")),
     };
@@ -24,6 +24,9 @@ pub fn main() -> i32 {
         Ok(d) => d,
         Err(e) => return usage_error(&format!("cannot read the current directory: {e}")),
     };
+    // A reload reads the file again after zdrun may have changed into
+    // `directory`.
+    cli.config = cli.config.map(|c| cwd.join(c));
     let load = move || load_settings(&cli, &cwd);
     let load: Loader = std::sync::Arc::new(load);
     let settings = match load() {
