@@ -431,6 +431,25 @@ fn the_record_is_kept_while_zdrun_runs_and_only_believed_when_ours() {
     let o = f.zdctl(&["status"]);
     assert_eq!(o.status.code(), Some(0), "{}", said(&o));
 
+    // No record, but the runner reads: the manager itself names its
+    // programs.
+    std::fs::remove_file(&record).expect("remove the record");
+    let bad = f
+        .text()
+        .replace("<runner", "<runner>")
+        .replace("<program b>", "<program b");
+    f.write(&bad);
+    let o = f.zdctl(&["status"]);
+    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
+    warned(&o, &f.config(), line_of(&bad, "<program b"));
+    for name in ["a", "b"] {
+        assert!(
+            stdout(&o).contains(&format!("{name}: program running; pid=")),
+            "{}",
+            said(&o)
+        );
+    }
+
     let manager = f.manager();
     let o = f.zdctl(&["stop"]);
     assert_eq!(o.status.code(), Some(0), "{}", said(&o));
