@@ -10,7 +10,8 @@
 //! `/run/user/UID/zdaemon-rs`, else `/tmp/zdaemon-rs-UID`. Not next to the
 //! socket: the socket's path is what a broken file may no longer say.
 //! zdrun writes it once it listens and after each reload, and removes it
-//! when it exits. zdctl believes a record only if it is a regular file
+//! when it exits; a starting zdrun removes the records of managers that
+//! are gone (killed with SIGKILL). zdctl believes a record only if it is a regular file
 //! owned by root or a user it trusts, in a directory owned by that user
 //! that nobody else may write, and names the same configuration file; the
 //! socket it names must then pass the client's own checks.
@@ -241,6 +242,30 @@ pub fn remove(config: &Path) {
     let ours = read(&path).is_some_and(|r| r.pid == std::process::id());
     if ours {
         let _ = std::fs::remove_file(&path);
+    }
+}
+
+/// Remove the records of our managers that are gone without removing
+/// their own (killed with SIGKILL, or with the machine).
+pub fn prune() {
+    let uid = nix::unistd::geteuid().as_raw();
+    let dir = runtime_dir(uid);
+    if !private_dir(&dir, uid) {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let ours = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.uid() == uid);
+        if !ours || path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let gone = read(&path).is_none_or(|r| !Path::new(&format!("/proc/{}", r.pid)).exists());
+        if gone {
+            let _ = std::fs::remove_file(&path);
+        }
     }
 }
 

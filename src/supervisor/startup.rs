@@ -216,6 +216,9 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
         reloading: None,
     };
     sup.log.info("daemon manager started");
+    if sup.s.config_file.is_some() {
+        crate::settings::record::prune();
+    }
     write_record(&sup.s, &mut sup.log);
     let status = sup.run_forever();
     let _ = std::fs::remove_file(&sup.socket.path);
