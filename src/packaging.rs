@@ -2,6 +2,7 @@
 //! they never drift from `--help`. `zdctl generate completions|man DIR`
 //! writes them; packaging/ installs them.
 
+use crate::settings::NodeSettings;
 use std::path::Path;
 
 use clap::CommandFactory;
@@ -49,6 +50,53 @@ pub fn man_pages(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
 /// A systemd unit that runs zdrun on `config` as a `Type=notify` service.
 /// `cwd` becomes the unit's working directory: relative paths in zdaemon
 /// configs are taken from the directory zdctl and zdrun run in.
+/// Seconds systemd waits beyond the configured timeouts: for zdrun's own
+/// start and stop, and a program that stops just in time.
+const TIMEOUT_MARGIN: i64 = 30;
+
+/// The largest sum of `timeout` along a chain of programs each started
+/// after the one before (`after`), in seconds: how long starting or
+/// stopping a site can take in order.
+fn longest_chain(s: &crate::settings::Settings, timeout: impl Fn(&NodeSettings) -> i64) -> i64 {
+    let index: std::collections::HashMap<&str, usize> = s
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.as_str(), i))
+        .collect();
+    // Longest chain ending at each node; the order has no cycles (the
+    // settings refuse one), and `None` marks a node being visited.
+    let mut memo: Vec<Option<Option<i64>>> = vec![None; s.nodes.len()];
+    fn visit(
+        i: usize,
+        s: &crate::settings::Settings,
+        index: &std::collections::HashMap<&str, usize>,
+        timeout: &dyn Fn(&NodeSettings) -> i64,
+        memo: &mut Vec<Option<Option<i64>>>,
+    ) -> i64 {
+        match memo[i] {
+            Some(Some(v)) => return v,
+            Some(None) => return 0,
+            None => {}
+        }
+        memo[i] = Some(None);
+        let before = s.nodes[i]
+            .after
+            .iter()
+            .filter_map(|a| index.get(a.as_str()))
+            .map(|&j| visit(j, s, index, timeout, memo))
+            .max()
+            .unwrap_or(0);
+        let v = before + timeout(&s.nodes[i]).max(0);
+        memo[i] = Some(Some(v));
+        v
+    }
+    (0..s.nodes.len())
+        .map(|i| visit(i, s, &index, &timeout, &mut memo))
+        .max()
+        .unwrap_or(0)
+}
+
 pub fn systemd_unit(
     s: &crate::settings::Settings,
     config: &Path,
@@ -60,14 +108,14 @@ pub fn systemd_unit(
     } else {
         s.program.join(" ")
     };
-    // zdrun stops its programs itself on SIGTERM (each within its
-    // stop-timeout, then SIGKILL); systemd must give it that long.
-    let stop = s.nodes.iter().map(|n| n.stop_timeout).max().unwrap_or(0);
-    let timeout = if stop <= 0 {
-        "infinity".to_string()
-    } else {
-        format!("{}s", stop + 30)
-    };
+    // zdrun starts a site's programs in order, each within its own
+    // start-timeout, and stops them in reverse order on SIGTERM, each
+    // within its stop-timeout (then SIGKILL): systemd must give it the
+    // longest chain of either, and a margin, before it gives up.
+    let start = longest_chain(s, |n| n.start_timeout);
+    let stop = longest_chain(s, |n| n.stop_timeout);
+    let start_timeout = format!("{}s", start + TIMEOUT_MARGIN);
+    let timeout = format!("{}s", stop + TIMEOUT_MARGIN);
     let user = s
         .user
         .as_deref()
@@ -87,6 +135,7 @@ pub fn systemd_unit(
          # zdrun stops the programs in order itself; the rest of the group is\n\
          # only killed if it overruns the timeout.\n\
          KillMode=mixed\n\
+         TimeoutStartSec={start_timeout}\n\
          TimeoutStopSec={timeout}\n\
          Restart=on-failure\n\
          {user}\

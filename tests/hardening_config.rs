@@ -125,10 +125,12 @@ fn a_fifo_named_by_include_fails_every_command_at_once() {
         config.display(),
         fifo.display()
     );
+    // status still finds the socket the runner names (nothing runs
+    // there) and warns with the error.
     for (args, code) in [
         (&["check"][..], 1),
         (&["start"], 2),
-        (&["status"], 2),
+        (&["status"], 3),
         (&["show"], 2),
     ] {
         let what = format!("zdctl {}", args.join(" "));
@@ -230,20 +232,16 @@ fn a_reload_that_meets_a_fifo_is_refused_and_zdrun_keeps_answering() {
         "{reply}"
     );
     assert_eq!(site.program_pid(), pid, "the program was touched");
-    // zdctl refuses the configuration too, at once.
+    // zdctl reads no further either, at once, and stops the manager it
+    // still finds, with the error as a warning.
     let r = run(
         "zdctl stop",
         &mut zdctl_in(site.dir.path(), &config, &["stop"]),
     );
-    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(r.stderr.contains("it is a FIFO"), "{}", r.stderr);
+    assert!(r.stdout.contains("daemon process stopped"), "{}", r.stdout);
     write(&config, text);
-    let o = site.zdctl(&["stop"]);
-    assert!(
-        stdout(&o).contains("daemon process stopped"),
-        "{}",
-        stdout(&o)
-    );
 }
 
 // ---------------------------------------------------------------------------

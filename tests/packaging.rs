@@ -477,3 +477,100 @@ fn example_site_config_loads() {
     assert!(said.contains("OK (site configuration)"), "{said}");
     println!("zdctl check: {}", said.trim());
 }
+
+#[test]
+fn packaged_site_before_its_first_start_is_not_running() {
+    // The shipped site.conf as the package installs it: /run/zdaemon-rs/
+    // and /var/log/zdaemon-rs/ are made by the unit when it first starts,
+    // so neither exists yet (here: two levels of scratch paths not made).
+    let tmp = tempfile::tempdir().unwrap();
+    let text = read(&repo().join("packaging/site.conf"))
+        .replace(
+            "/run/zdaemon-rs/site",
+            &tmp.path().join("run/zdaemon-rs/site").display().to_string(),
+        )
+        .replace(
+            "/var/log/zdaemon-rs",
+            &tmp.path().join("log/zdaemon-rs").display().to_string(),
+        );
+    let conf = tmp.path().join("site.conf");
+    std::fs::write(&conf, text).unwrap();
+    for (action, code) in [("status", 3), ("stop", 0)] {
+        let out = Command::new(zdctl())
+            .current_dir("/")
+            .arg("-C")
+            .arg(&conf)
+            .arg(action)
+            .output()
+            .unwrap();
+        let (o, e) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(code), "{action}: {o}{e}");
+        assert_eq!(o, "daemon manager not running\n", "{action}: {o}{e}");
+        assert_eq!(e, "", "{action}: nothing to warn about");
+    }
+    assert!(!tmp.path().join("run").exists(), "status made directories");
+}
+
+#[test]
+fn systemd_unit_timeouts_follow_the_longest_chains() {
+    // a (start 10, stop 7) <- b after a (start 20, stop 5); c alone
+    // (start 100, stop 1): starting takes up to max(10 + 20, 100) s,
+    // stopping (b, then a) up to max(5 + 7, 1) s; each plus 30 s.
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("site.conf");
+    std::fs::write(
+        &conf,
+        "<runner>\n  socket-name zdsock\n</runner>\n\
+         <program a>\n  program /bin/sleep 100\n  start-timeout 10\n  stop-timeout 7\n</program>\n\
+         <program b>\n  program /bin/sleep 100\n  after a\n  start-timeout 20\n  stop-timeout 5\n</program>\n\
+         <program c>\n  program /bin/sleep 100\n  start-timeout 100\n  stop-timeout 1\n</program>\n",
+    )
+    .unwrap();
+    let unit = stdout(
+        Command::new(zdctl())
+            .current_dir("/")
+            .arg("-C")
+            .arg(&conf)
+            .arg("systemd-unit"),
+    );
+    assert!(unit.contains("\nTimeoutStartSec=130s\n"), "{unit}");
+    assert!(unit.contains("\nTimeoutStopSec=42s\n"), "{unit}");
+    // A single program: its own timeouts (default 300 s).
+    std::fs::write(&conf, "<runner>\n  program /bin/sleep 100\n</runner>\n").unwrap();
+    let unit = stdout(
+        Command::new(zdctl())
+            .arg("-C")
+            .arg(&conf)
+            .arg("systemd-unit"),
+    );
+    assert!(unit.contains("\nTimeoutStartSec=330s\n"), "{unit}");
+    assert!(unit.contains("\nTimeoutStopSec=330s\n"), "{unit}");
+}
+
+#[test]
+fn documented_command_lines_put_options_before_the_action() {
+    // `zdctl ACTION -C FILE` fails: clap takes options before the action.
+    for doc in ["README.md", "packaging/README.md"] {
+        let text = read(&repo().join(doc));
+        for line in text.lines() {
+            for action in ["systemd-unit", "status", "start", "stop", "generate"] {
+                assert!(
+                    !line.contains(&format!("{action} -C ")),
+                    "{doc}: an option after the action: {line}"
+                );
+            }
+        }
+    }
+    let out = Command::new(zdctl())
+        .args(["systemd-unit", "-C", "x.conf"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the wrong order is a usage error"
+    );
+}

@@ -504,6 +504,25 @@ pub fn existing_parent_dirpath(s: &str) -> Conv<String> {
     }
 }
 
+/// A path check made from `dir`, the directory of the file the value is
+/// written in, where zdaemon-rs takes relative runner and program paths
+/// from (ZConfig checks them from the current directory). The value is
+/// kept as written; the settings resolve it.
+pub fn checked_in<'d>(
+    dir: Option<&'d Path>,
+    conv: fn(&str) -> Conv<String>,
+) -> impl Fn(&str) -> Conv<String> + 'd {
+    move |s| {
+        let p = expand_user(s);
+        match dir {
+            Some(d) if !d.as_os_str().is_empty() && Path::new(&p).is_relative() => {
+                conv(&d.join(&p).to_string_lossy()).map(|_| p)
+            }
+            _ => conv(s),
+        }
+    }
+}
+
 /// Absolute form of `p` relative to `base` (used for display only).
 pub fn absolute(p: &str, base: &Path) -> PathBuf {
     let path = Path::new(p);

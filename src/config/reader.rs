@@ -228,6 +228,13 @@ impl<'s, 'a> Reader<'s, 'a> {
         Origin::File(errors.location(pos))
     }
 
+    /// The directory of the file `key`'s value is written in (relative
+    /// to the current directory if the file was named so).
+    pub fn dir_of(&self, key: &str, errors: &Errors) -> Option<std::path::PathBuf> {
+        let v = self.get(key)?;
+        errors.location(v.pos).file.parent().map(Path::to_path_buf)
+    }
+
     /// True if the key was given at all.
     pub fn has(&self, key: &str) -> bool {
         self.get(key).is_some()

@@ -387,6 +387,12 @@ pub(crate) const RUNNER_KEYS: &[(&str, Occurs)] = &[
 fn runner_of(s: &RawSection, program_required: bool, cx: &mut Cx) -> Runner {
     let r = Reader::new(s, cx.values_of(s), RUNNER_KEYS, &mut cx.errors);
     let m = match_sections(s, &[slot(LOG_TYPES, Once)], cx, None);
+    // Relative paths are checked from the directory of the file they
+    // are written in.
+    let dir = |key| r.dir_of(key, &cx.errors);
+    let directory_dir = dir("directory");
+    let (log_dir, transcript_dir) = (dir("logfile"), dir("transcript"));
+    let (zdrun_dir, python_dir) = (dir("zdrun"), dir("python"));
     let e = &mut cx.errors;
     let mut runner = Runner {
         section_name: name_of(s),
@@ -395,11 +401,26 @@ fn runner_of(s: &RawSection, program_required: bool, cx: &mut Cx) -> Runner {
         } else {
             r.opt("program", words, e).unwrap_or_default()
         },
-        python: r.opt("python", dt::existing_path, e),
-        zdrun: r.opt("zdrun", dt::existing_path, e),
-        socket_name: r.or("socket-name", "zdsock", dt::existing_parent_dirpath, e),
+        python: r.opt(
+            "python",
+            dt::checked_in(python_dir.as_deref(), dt::existing_path),
+            e,
+        ),
+        zdrun: r.opt(
+            "zdrun",
+            dt::checked_in(zdrun_dir.as_deref(), dt::existing_path),
+            e,
+        ),
+        // Its directory is checked by the settings, when zdrun is to bind
+        // there: `status` before the first start (the directory made then
+        // does not exist yet) must say that nothing runs.
+        socket_name: r.or("socket-name", "zdsock", |v| Ok(dt::expand_user(v)), e),
         daemon: r.or("daemon", "on", dt::boolean, e),
-        directory: r.opt("directory", dt::existing_parent_directory, e),
+        directory: r.opt(
+            "directory",
+            dt::checked_in(directory_dir.as_deref(), dt::existing_parent_directory),
+            e,
+        ),
         backoff_limit: r.or("backoff-limit", "10", dt::integer, e),
         forever: r.or("forever", "false", dt::boolean, e),
         exit_codes: r.or("exit-codes", "0,2", dt::list_of_ints, e),
@@ -410,8 +431,16 @@ fn runner_of(s: &RawSection, program_required: bool, cx: &mut Cx) -> Runner {
         umask: r.or("umask", "022", dt::octal, e),
         hang_around: r.or("hang-around", "false", dt::boolean, e),
         default_to_interactive: r.or("default-to-interactive", "true", dt::boolean, e),
-        logfile: r.opt("logfile", dt::existing_dirpath, e),
-        transcript: r.opt("transcript", dt::existing_dirpath, e),
+        logfile: r.opt(
+            "logfile",
+            dt::checked_in(log_dir.as_deref(), dt::existing_dirpath),
+            e,
+        ),
+        transcript: r.opt(
+            "transcript",
+            dt::checked_in(transcript_dir.as_deref(), dt::existing_dirpath),
+            e,
+        ),
         prompt: r.opt("prompt", string, e),
         eventlog: None,
         origins: r.origins(e),
@@ -441,6 +470,9 @@ pub(crate) const PROGRAM_KEYS: &[(&str, Occurs)] = &[
 fn program(s: &RawSection, cx: &mut Cx) -> Program {
     let r = Reader::new(s, cx.values_of(s), PROGRAM_KEYS, &mut cx.errors);
     let m = match_sections(s, &[slot(&["environment"], Once)], cx, None);
+    let dir = |key| r.dir_of(key, &cx.errors);
+    let (config_dir, directory_dir) = (dir("config"), dir("directory"));
+    let (log_dir, transcript_dir) = (dir("logfile"), dir("transcript"));
     let e = &mut cx.errors;
     let name = name_of(s);
     if name.is_none() {
@@ -449,10 +481,18 @@ fn program(s: &RawSection, cx: &mut Cx) -> Program {
     }
     let mut p = Program {
         name: name.unwrap_or_default(),
-        config: r.opt("config", dt::existing_path, e),
+        config: r.opt(
+            "config",
+            dt::checked_in(config_dir.as_deref(), dt::existing_path),
+            e,
+        ),
         after: r.many("after", words, e).into_iter().flatten().collect(),
         program: r.opt("program", words, e),
-        directory: r.opt("directory", dt::existing_parent_directory, e),
+        directory: r.opt(
+            "directory",
+            dt::checked_in(directory_dir.as_deref(), dt::existing_parent_directory),
+            e,
+        ),
         backoff_limit: r.opt("backoff-limit", dt::integer, e),
         forever: r.opt("forever", dt::boolean, e),
         exit_codes: r.opt("exit-codes", dt::list_of_ints, e),
@@ -460,8 +500,16 @@ fn program(s: &RawSection, cx: &mut Cx) -> Program {
         start_timeout: r.opt("start-timeout", dt::integer, e),
         stop_timeout: r.opt("stop-timeout", dt::integer, e),
         umask: r.opt("umask", dt::octal, e),
-        logfile: r.opt("logfile", dt::existing_dirpath, e),
-        transcript: r.opt("transcript", dt::existing_dirpath, e),
+        logfile: r.opt(
+            "logfile",
+            dt::checked_in(log_dir.as_deref(), dt::existing_dirpath),
+            e,
+        ),
+        transcript: r.opt(
+            "transcript",
+            dt::checked_in(transcript_dir.as_deref(), dt::existing_dirpath),
+            e,
+        ),
         environment: Default::default(),
         source: e.describe(s.start),
         origins: r.origins(e),

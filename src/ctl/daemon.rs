@@ -158,6 +158,12 @@ fn usage(err: &mut dyn Write, msg: &str) -> std::io::Result<u8> {
 
 /// Load the configuration and resolve the settings the actions need.
 pub(super) fn settings(cli: &Cli) -> Result<(Settings, Option<PathBuf>), String> {
+    settings_for(cli, false)
+}
+
+/// [`settings`]; with `reach`, for an action that only talks to a
+/// running manager (see [`Settings::to_reach`]).
+fn settings_for(cli: &Cli, reach: bool) -> Result<(Settings, Option<PathBuf>), String> {
     let cwd = std::env::current_dir().map_err(|e| format!("cannot read cwd: {e}"))?;
     let config = super::load(cli).map_err(|errors| errors.join("\n"))?;
     let config_path = cli.config.as_ref().map(|p| cwd.join(p));
@@ -170,7 +176,11 @@ pub(super) fn settings(cli: &Cli) -> Result<(Settings, Option<PathBuf>), String>
         config_dir: config_dir.as_deref(),
         socket_from_cli: cli.overrides.socket_name.is_some(),
     };
-    let mut s = Settings::from_config(&config, &bases)?;
+    let mut s = if reach {
+        Settings::to_reach(&config, &bases)?
+    } else {
+        Settings::from_config(&config, &bases)?
+    };
     if let Some(t) = &cli.start_timeout {
         s.start_timeout = t.trim().parse().map_err(|_| {
             format!(
@@ -192,13 +202,23 @@ pub fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> std::io::Result<u8> {
-    let (s, config_path) = match settings(cli) {
+    let mut broken = false;
+    let (s, config_path) = match settings_for(cli, super::broken::reaches_only(command)) {
         Ok(v) => v,
         // zdrun would refuse this file too; say so as a reload would.
         Err(e) if matches!(command, Command::Reload) => {
             writeln!(out, "Reload failed; nothing changed:\n{e}")?;
             return Ok(EXIT_CHECK_FAILED);
         }
+        // A file that does not load must not lock the admin out of a
+        // running manager.
+        Err(e) if super::broken::tolerated(command) => match super::broken::reach(cli, &e, err)? {
+            Some((s, path)) => {
+                broken = true;
+                (s, Some(path))
+            }
+            None => return usage(err, &e),
+        },
         Err(e) => return usage(err, &e),
     };
     if let Some(msg) = super::usage::problem(&s, command) {
@@ -218,6 +238,13 @@ pub fn run(
         Err(_) if matches!(command, Command::Logtail { .. }) => None,
         st => st?,
     };
+    // Starting a manager needs a file that loads.
+    if broken && first.is_none() && matches!(command, Command::Restart { .. }) {
+        writeln!(ctl.out, "daemon manager not running")?;
+        ctl.out.flush()?;
+        writeln!(err, "Error: cannot start with a file that does not load")?;
+        return Ok(EXIT_USAGE);
+    }
     // A reload is how a changed program line gets to zdrun: no warning.
     if !matches!(command, Command::Reload) {
         ctl.warn_if_other_program(first.as_ref())?;

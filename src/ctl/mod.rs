@@ -23,6 +23,7 @@ pub use crate::cli::{
     command_line_error,
 };
 
+mod broken;
 mod daemon;
 mod help;
 mod logtail;

@@ -88,13 +88,25 @@ fn has_nul(p: &Path) -> bool {
 }
 
 /// Settings zdrun could not start with, or that would fail it later.
-pub(super) fn settings(s: &Settings, runner: &Origins, problems: &mut Problems) {
+/// With `reach`, only what a client needs to reach a running manager: a
+/// usable socket path, whose directory need not exist (then none runs),
+/// and no check of the files zdrun writes (their directories may be made
+/// when it starts, e.g. by systemd).
+pub(super) fn settings(s: &Settings, runner: &Origins, reach: bool, problems: &mut Problems) {
     if let Some(user) = &s.user
         && let Err(e) = crate::system::find_user(user)
     {
         problems.add(At::of(runner.of("user")), e);
     }
-    socket(&s.socket, At::of(runner.of("socket-name")), problems);
+    socket(
+        &s.socket,
+        At::of(runner.of("socket-name")),
+        !reach,
+        problems,
+    );
+    if reach {
+        return;
+    }
     if s.is_site() {
         // The site's own runner: zdctl waits by its start-timeout.
         for (key, value) in [
@@ -130,8 +142,9 @@ fn negative(key: &str, value: i64) -> String {
 }
 
 /// The control socket: a path bind() takes, in a directory that exists
-/// (or that zdctl can create: its parent exists, as zdaemon allows).
-fn socket(path: &Path, at: At, problems: &mut Problems) {
+/// (or that zdctl can create: its parent exists, as zdaemon allows) when
+/// `dir` is set.
+fn socket(path: &Path, at: At, dir: bool, problems: &mut Problems) {
     let shown = repr_str(&path.to_string_lossy());
     if has_nul(path) {
         return problems.add(at, format_args!("socket path {shown} contains a NUL byte"));
@@ -146,8 +159,8 @@ fn socket(path: &Path, at: At, problems: &mut Problems) {
             ),
         );
     }
-    if let Some(dir) = path.parent() {
-        directory_of("socket", path, dir, true, at, problems);
+    if let Some(parent) = path.parent().filter(|_| dir) {
+        directory_of("socket", path, parent, true, at, problems);
     }
     if path.is_dir() {
         problems.add(at, format_args!("socket path {shown} is a directory"));

@@ -4,11 +4,14 @@
 //! run.
 
 mod checks;
+pub mod record;
 
 use std::path::{Path, PathBuf};
 
 use crate::config::show::effective_eventlog;
-use crate::config::{self, Config, EventLog, Kind, Origins, Program, SocketAddress, Storage};
+use crate::config::{
+    self, Config, EventLog, Kind, Origin, Origins, Program, SocketAddress, Storage,
+};
 use crate::pyrepr::repr_str;
 
 use checks::Problems;
@@ -42,6 +45,9 @@ pub struct Settings {
     /// Where the runner's keys were written (e.g. `socket-name`), for
     /// errors found later.
     pub origins: Origins,
+    /// zdrun only: the configuration file (canonical), whose path keys
+    /// its record (see [`record`]).
+    pub config_file: Option<PathBuf>,
 }
 
 /// How to run one program: a runner's keys, resolved.
@@ -86,14 +92,36 @@ const NODE_KEYS: &[&str] = &[
     "logfile",
 ];
 
-/// Where a relative path in the configuration is taken from.
+/// Where a relative path in the configuration is taken from: a path
+/// written in a file, from that file's directory (as `%include` is); a
+/// path given on the command line, from the caller's directory.
 pub struct Bases<'a> {
     /// The caller's working directory (command-line values).
     pub cwd: &'a Path,
-    /// The configuration file's directory, for `socket-name` from the file.
+    /// The configuration file's directory, for defaults (the default
+    /// `socket-name`) and values of unknown origin.
     pub config_dir: Option<&'a Path>,
-    /// `-s` was given on the command line.
+    /// `-s` was given on the command line: the socket is the caller's.
     pub socket_from_cli: bool,
+}
+
+impl Bases<'_> {
+    /// The directory a relative path set at `origin` is taken from.
+    pub fn of(&self, origin: Option<&Origin>) -> PathBuf {
+        match origin {
+            Some(Origin::File(loc)) => match self.cwd.join(&loc.file).parent() {
+                Some(dir) => dir.to_path_buf(),
+                None => self.cwd.to_path_buf(),
+            },
+            Some(Origin::Option(_)) => self.cwd.to_path_buf(),
+            _ => self.config_dir.unwrap_or(self.cwd).to_path_buf(),
+        }
+    }
+
+    /// `p` made absolute from the directory its `origin` says.
+    fn resolve(&self, p: &str, origin: Option<&Origin>) -> PathBuf {
+        absolute(p, &self.of(origin))
+    }
 }
 
 fn absolute(p: &str, base: &Path) -> PathBuf {
@@ -105,6 +133,19 @@ fn absolute(p: &str, base: &Path) -> PathBuf {
     }
 }
 
+/// A command line whose program (its first word) is a relative path with
+/// a slash, made absolute from `base`; other words are the program's own.
+fn program_from(words: &[String], base: &Path) -> Vec<String> {
+    let mut words = words.to_vec();
+    if let Some(first) = words.first_mut()
+        && first.contains('/')
+        && Path::new(first.as_str()).is_relative()
+    {
+        *first = base.join(first.as_str()).to_string_lossy().into_owned();
+    }
+    words
+}
+
 impl Settings {
     /// Settings from a loaded configuration, checked as zdrun needs them
     /// (the user exists, the socket path can be bound, directories exist,
@@ -112,6 +153,19 @@ impl Settings {
     /// problem, one per line, each starting with where the setting was
     /// written. With no program, zdaemon's wording.
     pub fn from_config(config: &Config, bases: &Bases) -> Result<Settings, String> {
+        Self::build(config, bases, false)
+    }
+
+    /// Settings to reach a running manager with (status, stop, kill,
+    /// logtail): as [`Settings::from_config`], except that the socket's
+    /// directory need not exist -- then nothing runs there -- and the
+    /// files zdrun writes are not checked (their directories may be made
+    /// when it starts).
+    pub fn to_reach(config: &Config, bases: &Bases) -> Result<Settings, String> {
+        Self::build(config, bases, true)
+    }
+
+    fn build(config: &Config, bases: &Bases, reach: bool) -> Result<Settings, String> {
         let mut problems = Problems::default();
         let settings = if config.kind == Kind::Site {
             Self::site(config, bases, &mut problems)?
@@ -128,7 +182,7 @@ impl Settings {
             config.origins.of("environment"),
             &mut problems,
         );
-        checks::settings(&settings, &runner.origins, &mut problems);
+        checks::settings(&settings, &runner.origins, reach, &mut problems);
         problems.into_result()?;
         Ok(settings)
     }
@@ -146,19 +200,19 @@ impl Settings {
 
     /// Settings from a runner (whose program may be empty: a site's).
     fn from_runner(config: &Config, r: &config::Runner, bases: &Bases) -> Settings {
-        // zdaemon takes a relative socket name from the caller's directory,
-        // so a zdctl run elsewhere cannot find the daemon; from a file we
-        // take it from the file's directory instead.
-        let socket_base = match (bases.socket_from_cli, bases.config_dir) {
-            (false, Some(dir)) => dir,
-            _ => bases.cwd,
-        };
+        // zdaemon takes relative paths from the caller's directory, so a
+        // zdctl run elsewhere cannot find the daemon or its files; we take
+        // each from the directory of the file it is written in.
+        let at = |key: &str| r.origins.given(key);
         // The runner's program settings, once; a zdaemon config's one node
         // and the settings zdctl reads are the same values.
         let node = NodeSettings {
             name: String::new(),
             program: r.program.clone(),
-            directory: r.directory.as_deref().map(|d| absolute(d, bases.cwd)),
+            directory: r
+                .directory
+                .as_deref()
+                .map(|d| bases.resolve(d, at("directory"))),
             environment: config
                 .environment
                 .iter()
@@ -167,20 +221,34 @@ impl Settings {
             backoff_limit: r.backoff_limit,
             forever: r.forever,
             exit_codes: r.exit_codes.clone(),
-            start_test_program: r.start_test_program.clone().filter(|p| !p.is_empty()),
+            start_test_program: r
+                .start_test_program
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .map(|p| program_from(p, &bases.of(at("start-test-program")))),
             stop_timeout: r.stop_timeout,
             start_timeout: r.start_timeout,
             umask: r.umask,
-            transcript: absolute(r.transcript.as_deref().unwrap_or("/dev/null"), bases.cwd),
-            logfile: r.logfile.as_deref().map(|l| absolute(l, bases.cwd)),
+            transcript: bases.resolve(
+                r.transcript.as_deref().unwrap_or("/dev/null"),
+                at("transcript"),
+            ),
+            logfile: r
+                .logfile
+                .as_deref()
+                .map(|l| bases.resolve(l, at("logfile"))),
             after: Vec::new(),
             ready_address: None,
-            base: bases.cwd.to_path_buf(),
+            base: bases.of(at("program")),
             origins: r.origins.clone(),
         };
         Settings {
             program: node.program.clone(),
-            socket: absolute(&r.socket_name, socket_base),
+            socket: if bases.socket_from_cli {
+                absolute(&r.socket_name, bases.cwd)
+            } else {
+                bases.resolve(&r.socket_name, at("socket-name"))
+            },
             daemon: r.daemon,
             directory: node.directory.clone(),
             backoff_limit: node.backoff_limit,
@@ -194,7 +262,7 @@ impl Settings {
             transcript: node.transcript.clone(),
             logfile: node.logfile.clone(),
             hang_around: r.hang_around,
-            zdrun: r.zdrun.as_deref().map(|z| absolute(z, bases.cwd)),
+            zdrun: r.zdrun.as_deref().map(|z| bases.resolve(z, at("zdrun"))),
             default_to_interactive: r.default_to_interactive,
             prompt: r.prompt.clone(),
             environment: node.environment.clone(),
@@ -206,13 +274,15 @@ impl Settings {
                         && f.path != "STDOUT"
                         && f.path != "STDERR"
                     {
-                        f.path = absolute(&f.path, bases.cwd).to_string_lossy().into_owned();
+                        let base = bases.of(Some(&f.path_origin));
+                        f.path = absolute(&f.path, &base).to_string_lossy().into_owned();
                     }
                 }
                 log
             }),
             nodes: vec![node],
             origins: r.origins.clone(),
+            config_file: None,
         }
     }
 
@@ -224,7 +294,7 @@ impl Settings {
         let mut nodes = Vec::with_capacity(config.programs.len());
         let mut connects = Vec::with_capacity(config.programs.len());
         for p in &config.programs {
-            let (node, to) = node_of(p, config, bases, problems)?;
+            let (node, to) = node_of(p, config, s.directory.as_deref(), bases, problems)?;
             nodes.push(node);
             connects.push(to);
         }
@@ -289,22 +359,26 @@ fn source_prefix(source: &str) -> String {
 }
 
 /// One site node: the `<program>` keys, else those of the `<runner>` in the
-/// node's own config file, else the defaults. Also returns the addresses
+/// node's own config file, else the defaults (for `directory`, the site
+/// runner's). Also returns the addresses
 /// the node's config connects to as a ZEO client.
 fn node_of(
     p: &Program,
     site: &Config,
+    site_directory: Option<&Path>,
     bases: &Bases,
     problems: &mut Problems,
 ) -> Result<(NodeSettings, Vec<SocketAddress>), String> {
     let own = match &p.config {
-        Some(path) => Some(config::load_file(&absolute(path, bases.cwd)).map_err(|e| {
-            format!(
-                "{}in the config of program {}:\n{e}",
-                source_prefix(&p.source),
-                p.name
-            )
-        })?),
+        Some(path) => Some(
+            config::load_file(&bases.resolve(path, p.origins.given("config"))).map_err(|e| {
+                format!(
+                    "{}in the config of program {}:\n{e}",
+                    source_prefix(&p.source),
+                    p.name
+                )
+            })?,
+        ),
         None => None,
     };
     let defaults = config::Runner::new(Vec::new());
@@ -359,45 +433,50 @@ fn node_of(
             collect_servers(st, &mut connects);
         }
     }
+    // Each path from the directory of the file it is written in: the
+    // site's <program> section, else the node config's <runner>.
+    let at = |key: &str| origins.given(key);
+    let path = |key: &str, value: Option<&str>| value.map(|v| bases.resolve(v, at(key)));
     let node = NodeSettings {
         name: p.name.clone(),
         program,
-        directory: p
-            .directory
-            .as_deref()
-            .or(r.directory.as_deref())
-            .map(|d| absolute(d, bases.cwd)),
+        // The site runner's directory is the default: zdrun runs there.
+        directory: path(
+            "directory",
+            p.directory.as_deref().or(r.directory.as_deref()),
+        )
+        .or_else(|| site_directory.map(Path::to_path_buf)),
         environment,
         backoff_limit: p.backoff_limit.unwrap_or(r.backoff_limit),
         forever: p.forever.unwrap_or(r.forever),
         exit_codes: p.exit_codes.clone().unwrap_or_else(|| r.exit_codes.clone()),
         start_test_program: p
             .start_test_program
-            .clone()
-            .or_else(|| r.start_test_program.clone())
-            .filter(|t| !t.is_empty()),
+            .as_deref()
+            .or(r.start_test_program.as_deref())
+            .filter(|t| !t.is_empty())
+            .map(|t| program_from(t, &bases.of(at("start-test-program")))),
         stop_timeout: p.stop_timeout.unwrap_or(r.stop_timeout),
         start_timeout: p.start_timeout.unwrap_or(r.start_timeout),
         umask: p.umask.unwrap_or(r.umask),
-        transcript: absolute(
-            p.transcript
-                .as_deref()
-                .or(r.transcript.as_deref())
-                .unwrap_or("/dev/null"),
-            bases.cwd,
-        ),
-        logfile: p
-            .logfile
-            .as_deref()
-            .or(r.logfile.as_deref())
-            .map(|l| absolute(l, bases.cwd)),
+        transcript: path(
+            "transcript",
+            Some(
+                p.transcript
+                    .as_deref()
+                    .or(r.transcript.as_deref())
+                    .unwrap_or("/dev/null"),
+            ),
+        )
+        .unwrap_or_default(),
+        logfile: path("logfile", p.logfile.as_deref().or(r.logfile.as_deref())),
         after: p.after.clone(),
         ready_address: own
             .as_ref()
             .and_then(|c| c.zeo.as_ref())
             .map(|z| z.address.clone()),
-        base: bases.cwd.to_path_buf(),
-        origins,
+        base: bases.of(at("program")),
+        origins: origins.clone(),
     };
     Ok((node, connects))
 }

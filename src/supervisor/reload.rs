@@ -251,6 +251,7 @@ impl Supervisor {
         self.nodes = sorted;
         let socket = self.s.socket.clone();
         self.s = Settings { socket, ..new };
+        super::startup::write_record(&self.s, &mut self.log);
         if let Some(log) = new_log {
             self.log
                 .info("event log configuration changed; switching to the new one");

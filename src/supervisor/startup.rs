@@ -16,7 +16,7 @@ pub fn main() -> i32 {
     // Descriptors the caller left open (`zdctl start 7>file`) are neither
     // zdrun's nor its programs'.
     close_inherited_fds();
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return i32::from(crate::cli::command_line_error(&e, "zdrun")),
     };
@@ -24,6 +24,9 @@ pub fn main() -> i32 {
         Ok(d) => d,
         Err(e) => return usage_error(&format!("cannot read the current directory: {e}")),
     };
+    // A reload reads the file again after zdrun may have changed into
+    // `directory`.
+    cli.config = cli.config.map(|c| cwd.join(c));
     let load = move || load_settings(&cli, &cwd);
     let load: Loader = std::sync::Arc::new(load);
     let settings = match load() {
@@ -62,13 +65,30 @@ pub(super) fn load_settings(cli: &Cli, cwd: &Path) -> Result<Settings, String> {
         config_dir: cli.config.as_ref().map(|_| config_dir.as_path()),
         socket_from_cli: cli.overrides.socket_name.is_some(),
     };
-    Settings::from_config(&config, &bases).map_err(|e| {
+    let mut s = Settings::from_config(&config, &bases).map_err(|e| {
         if e.starts_with("no program specified") {
             "no program specified (use positional args)".to_string()
         } else {
             e
         }
-    })
+    })?;
+    s.config_file = cli
+        .config
+        .as_deref()
+        .map(|p| crate::settings::record::canonical(p, cwd));
+    Ok(s)
+}
+
+/// Record what we run, for a zdctl whose file no longer loads (see
+/// `settings::record`); a record that cannot be written is logged.
+pub(super) fn write_record(s: &Settings, log: &mut Logger) {
+    let Some(config) = &s.config_file else {
+        return;
+    };
+    let record = crate::settings::record::Record::of(s, config);
+    if let Err(e) = crate::settings::record::write(&record) {
+        log.warning(&format!("cannot write the record of this manager: {e}"));
+    }
 }
 
 pub(super) fn absolute_dir_of(file: &Path, cwd: &Path) -> PathBuf {
@@ -196,8 +216,15 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
         reloading: None,
     };
     sup.log.info("daemon manager started");
+    if sup.s.config_file.is_some() {
+        crate::settings::record::prune();
+    }
+    write_record(&sup.s, &mut sup.log);
     let status = sup.run_forever();
     let _ = std::fs::remove_file(&sup.socket.path);
+    if let Some(config) = &sup.s.config_file {
+        crate::settings::record::remove(config);
+    }
     status
 }
 
