@@ -11,11 +11,11 @@ use clap_complete::Shell;
 /// The command-line programs we ship, with their clap definitions.
 /// `zeoctl` and `zopectl` are zdctl under other names.
 fn commands() -> Vec<clap::Command> {
-    let zdctl = crate::cli::zdctl::Cli::command();
+    use crate::cli::zdctl::command_for;
     vec![
-        zdctl.clone(),
-        zdctl.clone().name("zeoctl").bin_name("zeoctl"),
-        zdctl.name("zopectl").bin_name("zopectl"),
+        command_for("zdctl"),
+        command_for("zeoctl"),
+        command_for("zopectl"),
         crate::cli::zdrun::Cli::command(),
     ]
 }
