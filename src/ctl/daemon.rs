@@ -606,7 +606,7 @@ impl Ctl<'_> {
         let mut spawned = None;
         match &st {
             None => {
-                let child = match self.spawn_zdrun(extra) {
+                let child = match self.spawn_zdrun(extra, None) {
                     Ok(c) => c,
                     Err(e) => {
                         writeln!(self.out, "cannot start zdrun: {e}")?;
@@ -789,7 +789,13 @@ impl Ctl<'_> {
     /// daemon mode zdctl becomes a subreaper first, so that the manager
     /// zdrun forks into the background is adopted by us, not by init, and
     /// its end (and exit status) is ours to see while we wait.
-    pub(super) fn spawn_zdrun(&mut self, extra: &[String]) -> std::io::Result<Spawned> {
+    /// `start_only`: the nodes of a site to start (see
+    /// [`crate::protocol::START_ONLY_VAR`]); `None`: all of them.
+    pub(super) fn spawn_zdrun(
+        &mut self,
+        extra: &[String],
+        start_only: Option<&str>,
+    ) -> std::io::Result<Spawned> {
         let user = match &self.s.user {
             Some(u) if nix::unistd::geteuid().is_root() => crate::system::find_user(u)
                 .ok()
@@ -849,6 +855,10 @@ impl Ctl<'_> {
             cmd.arg("--").args(&self.s.program).args(extra);
         }
         cmd.envs(self.s.environment.iter().map(|(k, v)| (k, v)));
+        match start_only {
+            Some(names) => cmd.env(crate::protocol::START_ONLY_VAR, names),
+            None => cmd.env_remove(crate::protocol::START_ONLY_VAR),
+        };
         #[cfg(target_os = "linux")]
         if self.s.daemon {
             let _ = nix::sys::prctl::set_child_subreaper(true);

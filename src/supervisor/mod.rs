@@ -32,6 +32,7 @@ mod spawn;
 mod startup;
 mod transcript;
 
+use event_loop::START_ONLY_VAR;
 pub use startup::{main, run};
 
 use std::os::fd::{AsFd, BorrowedFd};
@@ -93,6 +94,8 @@ struct Supervisor {
     sweep_due: bool,
     /// A reload reading the configuration in its own thread.
     reloading: Option<Reloading>,
+    /// Names and `after` edges of `nodes`, rebuilt when the list changes.
+    graph: event_loop::Graph,
 }
 
 /// Find each node's program file; the first failure is the error, with

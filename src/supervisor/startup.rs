@@ -194,6 +194,7 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
         guard,
         sweep_due: false,
         reloading: None,
+        graph: Default::default(),
     };
     sup.log.info("daemon manager started");
     let status = sup.run_forever();
