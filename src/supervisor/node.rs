@@ -57,7 +57,8 @@ pub struct NodeInfo<'a> {
     pub should_be_up: bool,
     pub testing: bool,
     pub ready: bool,
-    /// Not ready within its start-timeout.
+    /// Not ready within its start-timeout (shown only then).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub timed_out: bool,
     /// Why the node is not running (or not ready), when it is not.
     #[serde(skip_serializing_if = "Option::is_none")]
