@@ -561,7 +561,14 @@ impl Ctl<'_> {
                     let ended = spawned
                         .as_ref()
                         .is_some_and(|sp| sp.failed() || sp.manager_exit().is_some());
-                    if (was_running || ended || start.elapsed() > MANAGER_GRACE)
+                    // A zdrun we started and that has not ended may still
+                    // be reading a large file before it binds its socket.
+                    let grace = if spawned.is_some() {
+                        MANAGER_GRACE * 6
+                    } else {
+                        MANAGER_GRACE
+                    };
+                    if (was_running || ended || start.elapsed() > grace)
                         && !matches!(cond(None), Wait::Done)
                     {
                         let msg = self.manager_gone(spawned.as_mut());
