@@ -99,9 +99,23 @@ struct Supervisor {
 }
 
 /// Find each node's program file; the first failure is the error, with
-/// the file and line of its `program`.
+/// the file and line of its `program`. Thousands of nodes often run the
+/// same program: each word is looked up once per base directory.
 fn resolve_files(s: &Settings) -> Result<Vec<PathBuf>, String> {
-    s.nodes.iter().map(|n| n.program_file()).collect()
+    let mut found: std::collections::HashMap<(&str, &Path), PathBuf> = Default::default();
+    s.nodes
+        .iter()
+        .map(|n| {
+            let word = n.program.first().map(String::as_str).unwrap_or_default();
+            let key = (word, n.base.as_path());
+            if let Some(f) = found.get(&key) {
+                return Ok(f.clone());
+            }
+            let f = n.program_file()?;
+            found.insert(key, f.clone());
+            Ok(f)
+        })
+        .collect()
 }
 
 fn new_transcript(path: &Path, log: &mut Logger) -> Option<Transcript> {
