@@ -369,7 +369,8 @@ redirect_stderr=true
                 if time.monotonic() > deadline:
                     if self.cap is None:
                         raise Failure(f"{self.label}: not every program RUNNING after 120 s")
-                    self.reached = (time.monotonic() - t0, best)
+                    forked = len(children(self.manager)) if self.manager else 0
+                    self.reached = (time.monotonic() - t0, best, forked)
                     break
                 # Asking a large site every 10 ms would be most of its work.
                 time.sleep(POLL if self.nodes <= 1000 else 1.0)
@@ -525,7 +526,7 @@ def large(args, big, small_start, bindir):
     so = res["start"]
     reached = res["theirs_reached"]
     if reached:
-        theirs_start = f"> {reached[0]:.0f} s ({reached[1]} running)"
+        theirs_start = f"> {reached[0]:.0f} s ({reached[2]} forked, {reached[1]} RUNNING)"
         r = f"< 1/{reached[0] / so:.0f}"
     else:
         theirs_start = fmt_s(res["theirs_start"])

@@ -145,8 +145,8 @@ impl Ctl<'_> {
         let client = self.client.clone();
         let mut since: HashMap<String, Instant> = HashMap::new();
         let mut outcomes = Vec::new();
-        // info of a large site is not free: ask at most every few times
-        // what it took.
+        // info of a large site is not free, for zdrun least of all while it
+        // starts programs: leave it most of the time.
         let mut next_ask = Instant::now();
         let failed = self.wait_until(
             |st| {
@@ -159,7 +159,7 @@ impl Ctl<'_> {
                     Err(client::Error::NotRunning | client::Error::Busy(_)) => None,
                     Err(e) => return Wait::Abort(e),
                 };
-                next_ask = asked + asked.elapsed() * 3;
+                next_ask = asked + asked.elapsed() * 8;
                 let Some(all) = all else {
                     return Wait::NotYet;
                 };

@@ -258,6 +258,13 @@ impl Supervisor {
         self.s = Settings { socket, ..new };
         self.rebuild_graph();
         self.stop_in_order();
+        // The configuration was read in another thread, whose malloc arena
+        // keeps what the old settings freed: give it back.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only returns free memory to the system.
+        unsafe {
+            nix::libc::malloc_trim(0);
+        }
         if let Some(log) = new_log {
             self.log
                 .info("event log configuration changed; switching to the new one");
