@@ -36,7 +36,18 @@ writes no event log here either).
            manager's threads) during IDLE_SECONDS with nothing to do; both
            managers are watched in the same window.
 
-Environment: NODES (1000), STARTS (3), STATUS_RUNS (20), IDLE_SECONDS (60).
+Then a large site, BIG_NODES (10000; 0 skips it), with one start each:
+  start    as above, and the worst answer to a raw `status` request on
+           zdrun's socket, asked every 20 ms while it starts; the ratio to
+           the small site's start (linear: <= 12x for 10x the nodes).
+           supervisord gets SUPERVISORD_CAP seconds (180); if not every
+           process is RUNNING by then, the table says how many were.
+  status   `zdctl status` of all, median of BIG_STATUS_RUNS (5).
+  reload   `zdctl reload` with the file unchanged, median of 3.
+  rss      zdrun's VmRSS with every node running.
+
+Environment: NODES (1000), STARTS (3), STATUS_RUNS (20), IDLE_SECONDS (60),
+BIG_NODES (10000), BIG_STATUS_RUNS (5), SUPERVISORD_CAP (180).
 
 Prints a table; exits non-zero only if something fails to run.  Every
 daemon started is stopped on the way out, whatever happens; manager and
@@ -174,6 +185,8 @@ class Manager:
         return max(s for s in starts if s is not None) - self.boot0
 
     def check_programs(self, timeout=10):
+        if getattr(self, "reached", None):
+            return  # cut short by its time cap: not all run
         """Every program is a child of the manager and has exec'd (a manager
         may call a node running between its fork and its exec)."""
         if len(self.programs) != self.nodes or not self.manager:
@@ -236,8 +249,8 @@ def run_quiet(label, argv, timeout):
 class Ours(Manager):
     label = "zdaemon-rs"
 
-    def __init__(self, tmp, nodes, zdctl):
-        super().__init__(tmp, "ours", nodes)
+    def __init__(self, tmp, nodes, zdctl, tag="ours"):
+        super().__init__(tmp, tag, nodes)
         self.conf = os.path.join(self.dir, "site.conf")
         lines = ["<runner>", "  socket-name " + os.path.join(self.dir, "site.sock"), "</runner>"]
         for i in range(nodes):
@@ -272,8 +285,13 @@ class Ours(Manager):
 class Supervisord(Manager):
     label = "supervisord"
 
-    def __init__(self, tmp, nodes, bindir):
-        super().__init__(tmp, "supervisord", nodes)
+    def __init__(self, tmp, nodes, bindir, tag="supervisord", cap=None):
+        super().__init__(tmp, tag, nodes)
+        # None: every program must run within 120 s; else stop waiting
+        # after `cap` seconds and note how far it got.
+        self.cap = cap
+        # Reached when the cap cut the start short: (seconds, RUNNING).
+        self.reached = None
         self.conf = os.path.join(self.dir, "supervisord.conf")
         self.sock = os.path.join(self.dir, "supervisor.sock")
         self.pidfile = os.path.join(self.dir, "supervisord.pid")
@@ -288,7 +306,7 @@ logfile={self.dir}/supervisord.log
 pidfile={self.pidfile}
 childlogdir={self.dir}
 loglevel=warn
-minfds={max(1024, 4 * nodes + 256)}
+minfds={min(max(1024, 4 * nodes + 256), hard_nofile())}
 
 [rpcinterface:supervisor]
 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
@@ -328,8 +346,11 @@ redirect_stderr=true
         except FileNotFoundError:
             pass
         launcher = subprocess.Popen(self.supervisord, stdin=subprocess.DEVNULL)
+        self.reached = None
+        best = 0
         try:
-            deadline = time.monotonic() + 120
+            t0 = time.monotonic()
+            deadline = t0 + (self.cap or 120)
             while True:
                 if launcher is not None and launcher.poll() is not None:
                     if launcher.returncode != 0:
@@ -342,11 +363,17 @@ redirect_stderr=true
                 except (OSError, xmlrpc.client.Error):
                     procs = None
                 if procs is not None and len(procs) == self.nodes:
-                    if all(p["statename"] == "RUNNING" for p in procs):
+                    best = sum(p["statename"] == "RUNNING" for p in procs)
+                    if best == self.nodes:
                         break
                 if time.monotonic() > deadline:
-                    raise Failure(f"{self.label}: not every program RUNNING after 120 s")
-                time.sleep(POLL)
+                    if self.cap is None:
+                        raise Failure(f"{self.label}: not every program RUNNING after 120 s")
+                    forked = len(children(self.manager)) if self.manager else 0
+                    self.reached = (time.monotonic() - t0, best, forked)
+                    break
+                # Asking a large site every 10 ms would be most of its work.
+                time.sleep(POLL if self.nodes <= 1000 else 1.0)
         finally:
             if launcher is not None:
                 launcher.wait()
@@ -399,6 +426,146 @@ def time_status(managers, runs):
     finally:
         os.close(devnull)
     return times
+
+
+def hard_nofile():
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return hard if hard != resource.RLIM_INFINITY else 1 << 20
+
+
+def socket_status(path):
+    """Seconds one raw `status` request on zdrun's socket takes, or None
+    if it is not there yet."""
+    import socket
+
+    t0 = time.perf_counter()
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(30)
+            s.connect(path)
+            s.sendall(b"status\n")
+            s.shutdown(socket.SHUT_WR)
+            while s.recv(65536):
+                pass
+    except OSError:
+        return None
+    return time.perf_counter() - t0
+
+
+def large(args, big, small_start, bindir):
+    """The large site: start (and the worst status answer while it
+    starts), status of all, a reload that changes nothing and RSS, beside
+    supervisord's start within SUPERVISORD_CAP seconds."""
+    cap = env_int("SUPERVISORD_CAP", 180)
+    status_runs = env_int("BIG_STATUS_RUNS", 5)
+    ours = Ours(args.tmp, big, args.zdctl, tag=f"ours{big}")
+    theirs = Supervisord(args.tmp, big, bindir, tag=f"supervisord{big}", cap=cap)
+    res = {}
+    try:
+        log(f"start: zdaemon-rs, {big} nodes, asking status every 20 ms meanwhile")
+        ours.started = True
+        sock = os.path.join(ours.dir, "site.sock")
+        t0 = time.perf_counter()
+        # Its output to a file: 10,000 lines would fill a pipe we only
+        # read at the end.
+        out_path = os.path.join(ours.dir, "start.out")
+        with open(out_path, "w") as out_file:
+            starter = subprocess.Popen(
+                ours.ctl + ["start"], stdin=subprocess.DEVNULL,
+                stdout=out_file, stderr=subprocess.STDOUT,
+            )
+        worst, answers = 0.0, 0
+        while starter.poll() is None:
+            took = socket_status(sock)
+            if took is not None:
+                worst, answers = max(worst, took), answers + 1
+            time.sleep(0.02)
+        res["start"] = time.perf_counter() - t0
+        with open(out_path) as f:
+            out = f.read()
+        ours.collect()
+        if starter.returncode != 0 or "not running" in out:
+            raise Failure(f"zdaemon-rs: `start` exited {starter.returncode}: {out[-1000:]}")
+        ours.check_programs(timeout=60)
+        res["worst"], res["answers"] = worst, answers
+        log(f"status x{status_runs}, reload x3: zdaemon-rs")
+        res["status"] = time_status([ours], status_runs)[0]
+        reloads = []
+        for _ in range(3):
+            r0 = time.perf_counter()
+            p = run_quiet(ours.label, ours.ctl + ["reload"], timeout=60)
+            reloads.append(time.perf_counter() - r0)
+            if "changed none" not in p.stdout:
+                raise Failure(f"zdaemon-rs: reload changed something: {p.stdout}")
+        res["reload"] = reloads
+        res["mem"] = memory(ours.manager)
+        res["stop"] = ours.stop()
+
+        log(f"start: supervisord, {big} nodes, capped at {cap} s")
+        reported, _ = theirs.start()
+        res["theirs_start"] = reported
+        res["theirs_reached"] = theirs.reached
+        res["theirs_mem"] = memory(theirs.manager) if theirs.manager else (0, 0, 0, 0)
+        try:
+            res["theirs_stop"] = theirs.stop()
+        except Failure as e:
+            log(str(e))
+            res["theirs_stop"] = float("nan")
+    finally:
+        for m in (ours, theirs):
+            try:
+                m.stop()
+            except Failure as e:
+                log(str(e))
+
+    def met(ok):
+        return "yes" if ok else "NO"
+
+    so = res["start"]
+    reached = res["theirs_reached"]
+    if reached:
+        theirs_start = f"> {reached[0]:.0f} s ({reached[2]} forked, {reached[1]} RUNNING)"
+        r = f"< 1/{reached[0] / so:.0f}"
+    else:
+        theirs_start = fmt_s(res["theirs_start"])
+        r = ratio(so, res["theirs_start"])
+    rows = [(
+        f"time until all {big} run (one start)", fmt_s(so), theirs_start, r,
+        "<= 5 s", met(so <= 5.0),
+    ), (
+        f"  against the {env_int('NODES', 1000)}-node start ({fmt_s(small_start)})",
+        f"{so / small_start:.1f}x", "", "", "<= 12x", met(so <= 12 * small_start),
+    ), (
+        "worst `status` answer while starting", fmt_ms(res["worst"]), "", "",
+        "<= 50 ms", met(res["worst"] <= 0.050),
+    )]
+    to = statistics.median(res["status"])
+    rows.append((
+        f"`status` of all, wall, median of {status_runs}", fmt_ms(to), "", "",
+        "<= 100 ms", met(to <= 0.100),
+    ))
+    ro = statistics.median(res["reload"])
+    rows.append((
+        "`reload` with nothing changed, median of 3", fmt_ms(ro), "", "",
+        "<= 200 ms", met(ro <= 0.200),
+    ))
+    mo, ms = res["mem"][0], res["theirs_mem"][0]
+    rows.append((
+        f"manager RSS with {big} running (VmRSS)", f"{mo / 1024:.2f} MiB",
+        f"{ms / 1024:.2f} MiB" if ms else "-", ratio(mo, ms) if ms else "",
+        "<= 32 MiB", met(mo <= 32 * 1024),
+    ))
+    print()
+    print(f"site of {big}:")
+    print_table(rows, "supervisord")
+    print()
+    print(
+        f"details: zdaemon-rs answered {res['answers']} status requests while starting;"
+        f" reloads {', '.join(fmt_ms(t) for t in res['reload'])};"
+        f" stop {fmt_s(res['stop'])}; supervisord stop {fmt_s(res['theirs_stop'])}"
+    )
 
 
 def fmt_s(s):
@@ -466,6 +633,7 @@ def run(args):
             raise Failure("\n".join(errors))
 
     o, s = res["ours"], res["theirs"]
+    SMALL_STARTS.extend(o["start"])
 
     def met(ok):
         return "yes" if ok else "NO"
@@ -511,5 +679,15 @@ def run(args):
         )
 
 
+def run_all(args):
+    run(args)
+    big = env_int("BIG_NODES", 10000)
+    if big:
+        large(args, big, statistics.median(SMALL_STARTS), os.path.dirname(sys.executable))
+
+
+SMALL_STARTS = []
+
+
 if __name__ == "__main__":
-    sys.exit(main(__doc__, "bench/site", run))
+    sys.exit(main(__doc__, "bench/site", run_all))

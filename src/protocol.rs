@@ -19,6 +19,11 @@ use std::os::unix::fs::FileTypeExt;
 
 use crate::pyrepr::{repr_list, repr_str};
 
+/// Set by zdctl in the environment of a zdrun it starts for `start NAME`:
+/// the names (space-separated) to start, with what they come after; the
+/// other nodes stay stopped until started. Not passed on to programs.
+pub const START_ONLY_VAR: &str = "ZDRUN_START_ONLY";
+
 /// Longest request the server buffers before refusing it.
 pub const MAX_REQUEST: usize = 10_000;
 

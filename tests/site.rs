@@ -360,9 +360,9 @@ fn dependents_start_only_after_the_start_test_passes() {
     assert_eq!(
         status,
         format!(
-            "store: program running; pid={store}; starting\n\
-             web1: daemon process not running; waiting\n\
-             web2: daemon process not running; waiting\n"
+            "store: program running; pid={store}; starting: start test not passing yet\n\
+             web1: daemon process not running; waiting for store\n\
+             web2: daemon process not running; waiting for store\n"
         )
     );
     assert!(read(&site, "web1.started").is_empty());
@@ -404,9 +404,10 @@ fn a_storage_server_is_ready_once_its_address_accepts_connections() {
     assert_eq!(
         status,
         format!(
-            "zeo: program running; pid={zeo}; starting\n\
-             web: daemon process not running; waiting\n\
-             client: daemon process not running; waiting\n"
+            "zeo: program running; pid={zeo}; starting: 127.0.0.1:{port} does not accept \
+             connections yet\n\
+             web: daemon process not running; waiting for zeo\n\
+             client: daemon process not running; waiting for zeo\n"
         )
     );
     assert!(read(&site, "web.started").is_empty());
@@ -844,7 +845,8 @@ fn a_node_that_gives_up_is_fatal_and_the_others_keep_running() {
         ok(&site, &["status"]),
         format!(
             "good: program running; pid={}\n\
-             bad: daemon process not running; fatal\n\
+             bad: daemon process not running; fatal: gave up after 2 starts in quick \
+             succession (last: exit status 1)\n\
              other: program running; pid={}\n",
             p[0], p[1]
         )

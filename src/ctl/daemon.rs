@@ -682,7 +682,14 @@ impl Ctl<'_> {
                     let ended = spawned
                         .as_ref()
                         .is_some_and(|sp| sp.failed() || sp.manager_exit().is_some());
-                    if (was_running || ended || start.elapsed() > MANAGER_GRACE)
+                    // A zdrun we started and that has not ended may still
+                    // be reading a large file before it binds its socket.
+                    let grace = if spawned.is_some() {
+                        MANAGER_GRACE * 6
+                    } else {
+                        MANAGER_GRACE
+                    };
+                    if (was_running || ended || start.elapsed() > grace)
                         && !matches!(cond(None), Wait::Done)
                     {
                         let msg = self.manager_gone(spawned.as_mut());
@@ -727,7 +734,7 @@ impl Ctl<'_> {
         let mut spawned = None;
         match &st {
             None => {
-                let child = match self.spawn_zdrun(extra) {
+                let child = match self.spawn_zdrun(extra, None) {
                     Ok(c) => c,
                     Err(e) => {
                         writeln!(self.out, "cannot start zdrun: {e}")?;
@@ -910,7 +917,13 @@ impl Ctl<'_> {
     /// daemon mode zdctl becomes a subreaper first, so that the manager
     /// zdrun forks into the background is adopted by us, not by init, and
     /// its end (and exit status) is ours to see while we wait.
-    pub(super) fn spawn_zdrun(&mut self, extra: &[String]) -> std::io::Result<Spawned> {
+    /// `start_only`: the nodes of a site to start (see
+    /// [`crate::protocol::START_ONLY_VAR`]); `None`: all of them.
+    pub(super) fn spawn_zdrun(
+        &mut self,
+        extra: &[String],
+        start_only: Option<&str>,
+    ) -> std::io::Result<Spawned> {
         let user = match &self.s.user {
             Some(u) if nix::unistd::geteuid().is_root() => crate::system::find_user(u)
                 .ok()
@@ -970,6 +983,10 @@ impl Ctl<'_> {
             cmd.arg("--").args(&self.s.program).args(extra);
         }
         cmd.envs(self.s.environment.iter().map(|(k, v)| (k, v)));
+        match start_only {
+            Some(names) => cmd.env(crate::protocol::START_ONLY_VAR, names),
+            None => cmd.env_remove(crate::protocol::START_ONLY_VAR),
+        };
         #[cfg(target_os = "linux")]
         if self.s.daemon {
             let _ = nix::sys::prctl::set_child_subreaper(true);

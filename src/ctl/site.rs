@@ -2,6 +2,7 @@
 //! zdrun). Each line is worded as zdaemon words it for one program, with
 //! the node's name in front; an action without NAME acts on every node.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use serde_json::Value;
@@ -16,6 +17,17 @@ struct NodeInfo {
     name: String,
     state: String,
     pid: Option<i64>,
+    /// Why it is not running (and ready), when it is not.
+    reason: Option<String>,
+    after: Vec<String>,
+}
+
+impl NodeInfo {
+    /// The state as status shows it: the reason when there is one (it
+    /// names the state).
+    fn why(&self) -> &str {
+        self.reason.as_deref().unwrap_or(&self.state)
+    }
 }
 
 /// Just what the text views need from `info`: a site's reply is large,
@@ -33,6 +45,10 @@ struct BriefNode {
     #[serde(default)]
     state: String,
     pid: Option<i64>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    after: Vec<String>,
 }
 
 fn brief(reply: &str) -> Option<Vec<NodeInfo>> {
@@ -44,6 +60,8 @@ fn brief(reply: &str) -> Option<Vec<NodeInfo>> {
                 name: n.name,
                 state: n.state,
                 pid: n.pid,
+                reason: n.reason,
+                after: n.after,
             })
             .collect(),
     )
@@ -69,26 +87,14 @@ impl Ctl<'_> {
     fn wait_nodes(
         &mut self,
         name: Option<&String>,
-        timeout: Option<i64>,
-        gone_is_done: bool,
         spawned: Option<Spawned>,
         done: impl Fn(&NodeInfo) -> bool,
     ) -> std::io::Result<Option<u8>> {
-        let t0 = Instant::now();
         let client = self.client.clone();
         self.wait_until(
             |st| {
-                if let Some(t) = timeout
-                    && t0.elapsed().as_secs_f64() > t as f64 + 1.0
-                {
-                    return Wait::Fail("Program took too long to start".into(), EXIT_CHECK_FAILED);
-                }
                 if st.is_none() {
-                    return if gone_is_done {
-                        Wait::Done
-                    } else {
-                        Wait::NotYet
-                    };
+                    return Wait::Done;
                 }
                 let all = match client.send("info") {
                     Ok(reply) => brief(&reply),
@@ -98,19 +104,11 @@ impl Ctl<'_> {
                 let Some(all) = all else {
                     return Wait::NotYet;
                 };
-                let selected = all.iter().filter(|n| name.is_none_or(|m| &n.name == m));
-                // A program whose supervision ended will not get there.
-                if !gone_is_done
-                    && let Some(n) = selected
-                        .clone()
-                        .find(|n| matches!(n.state.as_str(), "fatal" | "exited"))
+                if all
+                    .iter()
+                    .filter(|n| name.is_none_or(|m| &n.name == m))
+                    .all(&done)
                 {
-                    return Wait::Fail(
-                        format!("{}: daemon process not running; {}", n.name, n.state),
-                        EXIT_CHECK_FAILED,
-                    );
-                }
-                if selected.into_iter().all(&done) {
                     Wait::Done
                 } else {
                     Wait::NotYet
@@ -120,21 +118,84 @@ impl Ctl<'_> {
         )
     }
 
-    fn print_nodes(&mut self, name: Option<&String>, verb: &str) -> std::io::Result<()> {
-        for n in self.site_nodes()?.unwrap_or_default() {
-            if name.is_some_and(|m| &n.name != m) {
-                continue;
-            }
-            match n.pid {
-                Some(pid) => writeln!(self.out, "{}: daemon process {verb}, pid={pid}", n.name)?,
-                None => writeln!(
-                    self.out,
-                    "{}: daemon process not running; {}",
-                    n.name, n.state
-                )?,
-            }
-        }
-        Ok(())
+    /// Wait for a start or restart of `selected` (in the file's order):
+    /// each node is waited for on its own, up to its own start-timeout
+    /// from when it could start, and one that cannot start makes what
+    /// comes after it wait no longer. Returns each node's outcome, or the
+    /// exit status if the wait itself failed.
+    fn wait_started(
+        &mut self,
+        selected: &[String],
+        old: &HashMap<String, i64>,
+        spawned: Option<Spawned>,
+    ) -> std::io::Result<Result<Vec<(String, Outcome)>, u8>> {
+        let timeouts: HashMap<String, f64> = self
+            .s
+            .nodes
+            .iter()
+            .map(|n| {
+                let t = if self.cli.start_timeout.is_some() {
+                    self.s.start_timeout
+                } else {
+                    n.start_timeout
+                };
+                (n.name.clone(), t.max(0) as f64)
+            })
+            .collect();
+        let client = self.client.clone();
+        let mut since: HashMap<String, Instant> = HashMap::new();
+        let mut outcomes = Vec::new();
+        // info of a large site is not free, for zdrun least of all while it
+        // starts programs: leave it most of the time.
+        let mut next_ask = Instant::now();
+        let failed = self.wait_until(
+            |st| {
+                if st.is_none() || Instant::now() < next_ask {
+                    return Wait::NotYet;
+                }
+                let asked = Instant::now();
+                let all = match client.send("info") {
+                    Ok(reply) => brief(&reply),
+                    Err(client::Error::NotRunning | client::Error::Busy(_)) => None,
+                    Err(e) => return Wait::Abort(e),
+                };
+                next_ask = asked + asked.elapsed() * 8;
+                let Some(all) = all else {
+                    return Wait::NotYet;
+                };
+                let now = Instant::now();
+                let by_name: HashMap<&str, &NodeInfo> =
+                    all.iter().map(|n| (n.name.as_str(), n)).collect();
+                let mut memo: HashMap<String, Option<Outcome>> = HashMap::new();
+                let mut result = Vec::with_capacity(selected.len());
+                for name in selected {
+                    let Some(n) = by_name.get(name.as_str()) else {
+                        continue;
+                    };
+                    // Its clock runs once nothing holds it up: not waiting
+                    // for what it comes after, not an old run still there.
+                    let old_run = n.pid.is_some() && old.get(name) == n.pid.as_ref();
+                    if !old_run && !matches!(n.state.as_str(), "waiting" | "stopping") {
+                        since.entry(name.clone()).or_insert(now);
+                    }
+                    let timed_out = since.get(name).is_some_and(|t| {
+                        now.duration_since(*t).as_secs_f64()
+                            > timeouts.get(name).copied().unwrap_or(0.0)
+                    });
+                    match outcome(n, old, timed_out, &by_name, &mut memo, 0) {
+                        Some(o) => result.push((name.clone(), o)),
+                        None => return Wait::NotYet,
+                    }
+                }
+                outcomes = result;
+                Wait::Done
+            },
+            spawned,
+        )?;
+        Ok(match failed {
+            Some(code) => Err(code),
+            None => Ok(outcomes),
+        })
     }
 
     fn site_status(
@@ -181,16 +242,79 @@ impl Ctl<'_> {
                 (Some(pid), "running") => {
                     writeln!(self.out, "{}: program running; pid={pid}", n.name)?
                 }
-                (Some(pid), state) => {
-                    writeln!(self.out, "{}: program running; pid={pid}; {state}", n.name)?
-                }
-                (None, state) => {
-                    writeln!(self.out, "{}: daemon process not running; {state}", n.name)?
-                }
+                (Some(pid), _) => writeln!(
+                    self.out,
+                    "{}: program running; pid={pid}; {}",
+                    n.name,
+                    n.why()
+                )?,
+                (None, _) => writeln!(
+                    self.out,
+                    "{}: daemon process not running; {}",
+                    n.name,
+                    n.why()
+                )?,
             }
         }
         Ok(EXIT_OK)
     }
+}
+
+/// How a node's start ended, as zdctl reports it.
+#[derive(Clone, Debug)]
+enum Outcome {
+    /// Runs the pid it ran before `start` (not a restart).
+    Already(i64),
+    Started(i64),
+    /// Not ready within its start-timeout.
+    TooLong,
+    /// Its supervision ended (fatal, or exited with an exit code).
+    Ended(String),
+    /// Cannot start: this node it comes after did not.
+    WaitingFor(String),
+}
+
+impl Outcome {
+    fn ok(&self) -> bool {
+        matches!(self, Outcome::Already(_) | Outcome::Started(_))
+    }
+}
+
+/// A node's outcome, or `None` while it may still get there.
+fn outcome(
+    n: &NodeInfo,
+    old: &HashMap<String, i64>,
+    timed_out: bool,
+    all: &HashMap<&str, &NodeInfo>,
+    memo: &mut HashMap<String, Option<Outcome>>,
+    depth: usize,
+) -> Option<Outcome> {
+    if let Some(o) = memo.get(&n.name) {
+        return o.clone();
+    }
+    let o = if let (Some(pid), "running") = (n.pid, n.state.as_str()) {
+        match old.get(&n.name) {
+            None => Some(Outcome::Started(pid)),
+            Some(&p) if p != pid => Some(Outcome::Started(pid)),
+            Some(_) => None,
+        }
+    } else if matches!(n.state.as_str(), "fatal" | "exited") {
+        Some(Outcome::Ended(n.why().to_string()))
+    } else if timed_out {
+        Some(Outcome::TooLong)
+    } else if n.pid.is_none() && n.state == "waiting" && depth < 64 {
+        // Held up by what it comes after: settled once that cannot start.
+        n.after.iter().find_map(|d| {
+            let dep = all.get(d.as_str())?;
+            let stuck = dep.state == "stopped"
+                || outcome(dep, old, false, all, memo, depth + 1).is_some_and(|o| !o.ok());
+            stuck.then(|| Outcome::WaitingFor(d.clone()))
+        })
+    } else {
+        None
+    };
+    memo.insert(n.name.clone(), o.clone());
+    o
 }
 
 pub(super) fn dispatch(
@@ -198,7 +322,6 @@ pub(super) fn dispatch(
     command: &Command,
     st: Option<Status>,
 ) -> std::io::Result<u8> {
-    let running = |n: &NodeInfo| n.state == "running";
     match command {
         Command::Status { json, extra, long } => {
             let name = extra.first();
@@ -217,20 +340,39 @@ pub(super) fn dispatch(
                 return Ok(EXIT_CHECK_FAILED);
             }
             let restart = matches!(command, Command::Restart { .. });
-            let before: Vec<NodeInfo> = ctl.site_nodes()?.unwrap_or_default();
+            // What is waited for: the named node (with what it comes after,
+            // for start) or every node, in the file's order.
+            let selected: Vec<String> = match name {
+                None => ctl.s.nodes.iter().map(|n| n.name.clone()).collect(),
+                Some(n) if restart => vec![n.clone()],
+                Some(n) => with_deps(&ctl.s, n),
+            };
+            let before: Vec<NodeInfo> = match &st {
+                Some(_) => ctl.site_nodes()?.unwrap_or_default(),
+                None => Vec::new(),
+            };
+            // The pids that do not count as started: for a restart the old
+            // run, for a start the one already there (reported as such).
+            let old: HashMap<String, i64> = before
+                .iter()
+                .filter_map(|n| Some((n.name.clone(), n.pid?)))
+                .collect();
             let mut spawned = None;
             match &st {
-                None => match ctl.spawn_zdrun(&[]) {
-                    Ok(c) if ctl.s.daemon => spawned = Some(c),
-                    Ok(c) => {
-                        c.wait_launcher();
-                        return Ok(EXIT_OK);
+                None => {
+                    let only = name.map(|_| selected.join(" "));
+                    match ctl.spawn_zdrun(&[], only.as_deref()) {
+                        Ok(c) if ctl.s.daemon => spawned = Some(c),
+                        Ok(c) => {
+                            c.wait_launcher();
+                            return Ok(EXIT_OK);
+                        }
+                        Err(e) => {
+                            writeln!(ctl.out, "cannot start zdrun: {e}")?;
+                            return Ok(EXIT_CHECK_FAILED);
+                        }
                     }
-                    Err(e) => {
-                        writeln!(ctl.out, "cannot start zdrun: {e}")?;
-                        return Ok(EXIT_CHECK_FAILED);
-                    }
-                },
+                }
                 Some(_) => {
                     let action = if restart { "restart" } else { "start" };
                     let request = match name {
@@ -240,34 +382,41 @@ pub(super) fn dispatch(
                     ctl.send(&request)?;
                 }
             }
-            let old: Vec<(String, Option<i64>)> = before
-                .iter()
-                .filter(|_| restart)
-                .map(|n| (n.name.clone(), n.pid))
-                .collect();
-            // The longest start-timeout of the programs waited for (-T wins).
-            let timeout = if ctl.cli.start_timeout.is_some() {
-                ctl.s.start_timeout
-            } else {
-                ctl.s
-                    .nodes
-                    .iter()
-                    .filter(|n| name.is_none_or(|m| &n.name == m))
-                    .map(|n| n.start_timeout)
-                    .max()
-                    .unwrap_or(ctl.s.start_timeout)
+            let waited_old: HashMap<String, i64> =
+                if restart { old.clone() } else { HashMap::new() };
+            let outcomes = match ctl.wait_started(&selected, &waited_old, spawned)? {
+                Ok(o) => o,
+                Err(code) => return Ok(code),
             };
-            let timeout = Some(timeout);
-            if let Some(code) = ctl.wait_nodes(name, timeout, false, spawned, |n| {
-                running(n)
-                    && !old
-                        .iter()
-                        .any(|(m, p)| m == &n.name && p.is_some() && *p == n.pid)
-            })? {
-                return Ok(code);
+            let verb = if restart { "restarted" } else { "started" };
+            let mut code = EXIT_OK;
+            for (name, o) in outcomes {
+                let o = match o {
+                    Outcome::Started(pid) if !restart && old.get(&name) == Some(&pid) => {
+                        Outcome::Already(pid)
+                    }
+                    o => o,
+                };
+                if !o.ok() {
+                    code = EXIT_CHECK_FAILED;
+                }
+                match o {
+                    Outcome::Already(pid) => {
+                        writeln!(ctl.out, "{name}: daemon process already running; pid={pid}")?
+                    }
+                    Outcome::Started(pid) => {
+                        writeln!(ctl.out, "{name}: daemon process {verb}, pid={pid}")?
+                    }
+                    Outcome::TooLong => {
+                        writeln!(ctl.out, "{name}: Program took too long to start")?
+                    }
+                    Outcome::Ended(why) => {
+                        writeln!(ctl.out, "{name}: daemon process not running; {why}")?
+                    }
+                    Outcome::WaitingFor(d) => writeln!(ctl.out, "{name}: waiting for {d}")?,
+                }
             }
-            ctl.print_nodes(name, if restart { "restarted" } else { "started" })?;
-            Ok(EXIT_OK)
+            Ok(code)
         }
         Command::Stop { name } => {
             let name = name.as_ref();
@@ -282,7 +431,7 @@ pub(super) fn dispatch(
                 Some(n) => format!("stop {n}"),
                 None => "stop".into(),
             })?;
-            ctl.wait_nodes(name, None, true, None, |n| n.pid.is_none())?;
+            ctl.wait_nodes(name, None, |n| n.pid.is_none())?;
             match name {
                 Some(n) => writeln!(ctl.out, "{n}: daemon process stopped")?,
                 None => writeln!(ctl.out, "daemon process stopped")?,
@@ -310,7 +459,7 @@ pub(super) fn dispatch(
             Ok(EXIT_OK)
         }
         Command::Wait => {
-            ctl.wait_nodes(None, None, true, None, |n| n.pid.is_none())?;
+            ctl.wait_nodes(None, None, |n| n.pid.is_none())?;
             writeln!(ctl.out, "daemon process stopped")?;
             let st = ctl.status()?;
             ctl.site_status(st, None, false)?;
@@ -396,4 +545,23 @@ fn signal_node(ctl: &mut Ctl, n: &NodeInfo, sig: &str, num: i32) -> std::io::Res
             crate::pyrepr::os_error(e as i32, None)
         ),
     }
+}
+
+/// `name` and every node it comes after, transitively, in the file's order.
+fn with_deps(s: &crate::settings::Settings, name: &str) -> Vec<String> {
+    let mut wanted = std::collections::HashSet::new();
+    let mut todo = vec![name.to_string()];
+    while let Some(n) = todo.pop() {
+        if !wanted.insert(n.clone()) {
+            continue;
+        }
+        if let Some(node) = s.nodes.iter().find(|m| m.name == n) {
+            todo.extend(node.after.iter().cloned());
+        }
+    }
+    s.nodes
+        .iter()
+        .filter(|n| wanted.contains(&n.name))
+        .map(|n| n.name.clone())
+        .collect()
 }

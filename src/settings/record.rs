@@ -55,7 +55,13 @@ pub struct RecordNode {
 
 impl Record {
     /// The record of `s`, run from `config`.
-    pub fn of(s: &Settings, config: &Path) -> Record {
+    /// The record of a manager running `s` from `config`, with `nodes`
+    /// (zdrun keeps each node's settings with the node, not in `s`).
+    pub fn of<'a>(
+        s: &Settings,
+        nodes: impl IntoIterator<Item = &'a NodeSettings>,
+        config: &Path,
+    ) -> Record {
         Record {
             config: config.to_path_buf(),
             socket: s.socket.clone(),
@@ -65,9 +71,8 @@ impl Record {
             logfile: s.logfile.clone(),
             start_timeout: s.start_timeout,
             stop_timeout: s.stop_timeout,
-            nodes: s
-                .nodes
-                .iter()
+            nodes: nodes
+                .into_iter()
                 .map(|n| RecordNode {
                     name: n.name.clone(),
                     program: n.program.clone(),
@@ -412,7 +417,7 @@ mod tests {
     fn record_round_trip() {
         let mut s = Settings::reaching(Path::new("/run/x/zdsock"));
         s.nodes[0].name = "web".into();
-        let r = Record::of(&s, Path::new("/etc/site.conf"));
+        let r = Record::of(&s, &s.nodes, Path::new("/etc/site.conf"));
         let back = r.settings();
         assert_eq!(back.socket, s.socket);
         assert!(back.is_site());

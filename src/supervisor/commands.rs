@@ -158,11 +158,13 @@ impl Supervisor {
         }
     }
 
+    /// `start`: every node, or NAME and what it comes after.
     pub(super) fn cmd_start(&mut self, name: Option<&String>) -> String {
         if self.shutting_down {
             return SHUTTING_DOWN.into();
         }
         let targets = match self.targets(name) {
+            Ok(t) if t.len() == 1 => self.with_deps(t[0]),
             Ok(t) => t,
             Err(e) => return e,
         };
@@ -183,7 +185,6 @@ impl Supervisor {
             Ok(t) => t,
             Err(e) => return e,
         };
-        let ordered = targets.len() > 1;
         if targets.len() == self.nodes.len()
             && !self.s.hang_around
             && let Some(n) = &self.notify
@@ -191,24 +192,15 @@ impl Supervisor {
             // Everything stops and zdrun with it.
             n.send("STOPPING=1");
         }
-        let mut sent = false;
-        for i in targets {
-            let n = &mut self.nodes[i];
-            if ordered && n.pid.is_some() {
-                // Signalled by stop_in_order once its dependents are down.
-                n.cmd_stop_later();
-                sent = true;
-            } else {
-                sent |= n.cmd_stop();
-            }
-        }
-        if sent {
+        if self.stop_nodes(&targets, false) {
             "Sent SIGTERM\n".into()
         } else {
             "Application already stopped\n".into()
         }
     }
 
+    /// `restart`: every node (stopped in reverse order, started in order)
+    /// or NAME alone.
     pub(super) fn cmd_restart(&mut self, name: Option<&String>) -> String {
         if self.shutting_down {
             return SHUTTING_DOWN.into();
@@ -217,12 +209,7 @@ impl Supervisor {
             Ok(t) => t,
             Err(e) => return e,
         };
-        let mut sent = false;
-        for i in targets {
-            self.nodes[i].stop_wanted = false;
-            sent |= self.nodes[i].cmd_restart();
-        }
-        if sent {
+        if self.stop_nodes(&targets, true) {
             "Sent SIGTERM; will restart later\n".into()
         } else {
             "Application started\n".into()
@@ -263,7 +250,16 @@ impl Supervisor {
 
     pub(super) fn info_json(&self) -> String {
         let now = Instant::now();
-        let nodes: Vec<node::NodeInfo> = self.nodes.iter().map(|n| n.info(now)).collect();
+        let nodes: Vec<node::NodeInfo> = (0..self.nodes.len())
+            .map(|i| {
+                let n = &self.nodes[i];
+                let waiting = (n.pid.is_none() && n.should_be_up && n.delay.is_none())
+                    .then(|| self.blocker(i))
+                    .flatten()
+                    .map(|d| self.nodes[d].s.name.as_str());
+                n.info(now, waiting)
+            })
+            .collect();
         let manager_pid = std::process::id();
         let text = if self.s.is_site() {
             #[derive(serde::Serialize)]

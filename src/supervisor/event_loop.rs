@@ -1,8 +1,64 @@
 //! The event loop: one `poll` over the signal pipe, the socket, the
 //! clients and the transcripts; timers, reaping, leftovers, and the order
 //! in which nodes start and stop.
+//!
+//! The order is one engine for every path (the socket's start, stop and
+//! restart, reload, SIGHUP, SIGTERM): a node is stopped by marking it
+//! (`stop_nodes`) and signalled once nothing that comes after it and is
+//! being stopped still runs (`stop_in_order`); a node is started once
+//! everything it comes after is ready and not about to stop (`spawn_due`).
+
+use std::collections::HashMap;
 
 use super::*;
+
+/// Nodes spawned in one turn of the loop at most, and for how long: between
+/// batches zdrun polls, so clients get answers while a large site starts.
+pub(super) const SPAWN_BATCH: usize = 128;
+pub(super) const SPAWN_TURN: std::time::Duration = std::time::Duration::from_millis(10);
+
+pub(super) use crate::protocol::START_ONLY_VAR;
+
+/// Names to positions, and the `after` edges both ways, by position.
+#[derive(Default)]
+pub(super) struct Graph {
+    pub(super) by_name: HashMap<String, usize>,
+    /// What each node comes after (known nodes only).
+    pub(super) deps: Vec<Vec<usize>>,
+    /// What comes after each node.
+    pub(super) dependents: Vec<Vec<usize>>,
+}
+
+impl Graph {
+    fn build(nodes: &[Node]) -> Graph {
+        let by_name: HashMap<String, usize> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.s.name.clone(), i))
+            .collect();
+        let mut deps = vec![Vec::new(); nodes.len()];
+        let mut dependents = vec![Vec::new(); nodes.len()];
+        for (i, n) in nodes.iter().enumerate() {
+            // What it runs now and what it runs next (after a reload):
+            // both hold until the switch.
+            let pending = n.pending.as_ref().map(|(p, _)| p.after.as_slice());
+            for name in n.s.after.iter().chain(pending.unwrap_or_default()) {
+                if let Some(&d) = by_name.get(name)
+                    && d != i
+                    && !deps[i].contains(&d)
+                {
+                    deps[i].push(d);
+                    dependents[d].push(i);
+                }
+            }
+        }
+        Graph {
+            by_name,
+            deps,
+            dependents,
+        }
+    }
+}
 
 /// Signals zdrun acts on, each with the flag its handler sets.
 pub(super) struct Signals {
@@ -52,11 +108,26 @@ impl Signals {
 
 impl Supervisor {
     pub(super) fn run_forever(&mut self) -> i32 {
+        // A large site's replies (info) run to megabytes: such buffers
+        // always get memory of their own, given back when freed, rather
+        // than growing the heap for good (glibc raises the threshold
+        // after each one otherwise).
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: mallopt only tunes the allocator.
+        unsafe {
+            nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 256 * 1024);
+        }
+        self.rebuild_graph();
+        self.apply_start_only();
         loop {
             if let Some(code) = self.exit_status {
                 return code;
             }
+            let before = self.nodes.len();
             self.nodes.retain(|n| !(n.removed && n.pid.is_none()));
+            if self.nodes.len() != before {
+                self.rebuild_graph();
+            }
             let idle = self
                 .nodes
                 .iter()
@@ -74,11 +145,9 @@ impl Supervisor {
                 };
             }
             self.stop_in_order();
-            if self.spawn_due() {
-                continue;
-            }
+            let busy = self.spawn_due();
             self.tell_systemd();
-            self.wait_and_dispatch();
+            self.wait_and_dispatch(busy);
         }
     }
 
@@ -120,30 +189,57 @@ impl Supervisor {
     }
 
     pub(super) fn index(&self, name: &str) -> Option<usize> {
-        self.nodes.iter().position(|n| n.s.name == name)
+        self.graph.by_name.get(name).copied()
     }
 
-    /// Everything `node` waits for is ready (unknown names count as ready:
-    /// a reload may have removed them).
-    pub(super) fn deps_ready(&self, node: &Node) -> bool {
-        node.s
-            .after
-            .iter()
-            .all(|d| self.index(d).is_none_or(|i| self.nodes[i].ready))
+    /// Rebuild the name index and the dependency graph after the node
+    /// list changed (start, reload, a removed node gone).
+    pub(super) fn rebuild_graph(&mut self) {
+        self.graph = Graph::build(&self.nodes);
+        // Each node holds its settings; the list in `s` would be a second
+        // copy of them all (a large site's biggest cost in memory). The
+        // first stays, for `is_site`, whose answer does not change.
+        self.s.nodes.truncate(1);
+        self.s.nodes.shrink_to_fit();
     }
 
-    /// Spawn every node that is due and whose dependencies are ready.
+    /// The first node that `i` comes after and that is not ready to be
+    /// started after: not ready, or about to be stopped or restarted.
+    /// Unknown names do not hold anything up (a reload may have removed
+    /// them).
+    pub(super) fn blocker(&self, i: usize) -> Option<usize> {
+        self.graph.deps[i].iter().copied().find(|&d| {
+            let n = &self.nodes[d];
+            !n.ready || n.stop_wanted || n.killing
+        })
+    }
+
+    pub(super) fn deps_ready(&self, i: usize) -> bool {
+        self.blocker(i).is_none()
+    }
+
+    /// Spawn nodes that are due and whose dependencies are ready, at most
+    /// [`SPAWN_BATCH`] in one call so that the loop polls (and answers
+    /// clients) between batches. True if any was spawned: what comes after
+    /// them may be due now.
     pub(super) fn spawn_due(&mut self) -> bool {
-        let mut spawned = false;
+        if self.shutting_down {
+            return false;
+        }
+        let mut spawned = 0;
+        let t0 = Instant::now();
         for i in 0..self.nodes.len() {
-            if !self.nodes[i].due() || self.shutting_down || !self.deps_ready(&self.nodes[i]) {
+            if spawned == SPAWN_BATCH || (spawned > 0 && t0.elapsed() >= SPAWN_TURN) {
+                break;
+            }
+            if !self.nodes[i].due() || !self.deps_ready(i) {
                 continue;
             }
-            spawned = true;
+            spawned += 1;
             let verdict = self.nodes[i].spawn(&mut self.log);
             self.verdict(i, verdict);
         }
-        spawned
+        spawned > 0
     }
 
     /// A node's supervision ended: a single-program zdrun exits with the
@@ -156,23 +252,79 @@ impl Supervisor {
         }
     }
 
-    /// Stopping everything goes in reverse dependency order: a node is
-    /// signalled once nothing that runs after it is still running.
+    /// Stop (`up`: restart) the given nodes, the one way every path does
+    /// it: each is signalled once nothing that comes after it and is
+    /// being stopped still runs, and one that is to run again is started
+    /// as any other, once what it comes after is ready. True if any was
+    /// running.
+    pub(super) fn stop_nodes(&mut self, targets: &[usize], up: bool) -> bool {
+        let mut running = false;
+        for &i in targets {
+            let n = &mut self.nodes[i];
+            n.reset(up);
+            if n.pid.is_some() {
+                n.stop_wanted = true;
+                running = true;
+            } else {
+                n.stop_wanted = false;
+            }
+        }
+        self.stop_in_order();
+        running
+    }
+
+    /// Signal every node whose stop is wanted and that nothing being
+    /// stopped still waits on: reverse dependency order.
     pub(super) fn stop_in_order(&mut self) {
         for i in 0..self.nodes.len() {
             let n = &self.nodes[i];
             if !n.stop_wanted || n.pid.is_none() || n.killing {
                 continue;
             }
-            let name = n.s.name.clone();
-            let dependents_up = self
-                .nodes
-                .iter()
-                .any(|d| d.pid.is_some() && d.s.after.contains(&name));
+            let dependents_up = self.graph.dependents[i].iter().any(|&d| {
+                let d = &self.nodes[d];
+                d.pid.is_some() && (d.stop_wanted || d.killing)
+            });
             if !dependents_up {
                 self.nodes[i].stop_wanted = false;
                 self.nodes[i].terminate();
             }
+        }
+    }
+
+    /// The nodes `name` comes after, transitively, and `name` itself:
+    /// what `start NAME` starts.
+    pub(super) fn with_deps(&self, i: usize) -> Vec<usize> {
+        let mut seen = vec![false; self.nodes.len()];
+        let mut todo = vec![i];
+        let mut out = Vec::new();
+        while let Some(k) = todo.pop() {
+            if std::mem::replace(&mut seen[k], true) {
+                continue;
+            }
+            out.push(k);
+            todo.extend(self.graph.deps[k].iter().copied());
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// When zdctl starts zdrun for `start NAME...`, only those nodes (and
+    /// what they come after) are wanted; the others wait for a start.
+    pub(super) fn apply_start_only(&mut self) {
+        let Ok(names) = std::env::var(START_ONLY_VAR) else {
+            return;
+        };
+        let mut wanted = vec![false; self.nodes.len()];
+        for name in names.split_whitespace() {
+            if let Some(i) = self.index(name) {
+                for k in self.with_deps(i) {
+                    wanted[k] = true;
+                }
+            }
+        }
+        for (n, w) in self.nodes.iter_mut().zip(wanted) {
+            n.should_be_up = w;
         }
     }
 
@@ -181,7 +333,7 @@ impl Supervisor {
         let nodes = self
             .nodes
             .iter()
-            .flat_map(|n| [n.delay, n.test_retry, n.ready_probe])
+            .flat_map(|n| [n.delay, n.test_retry, n.ready_probe, n.start_deadline])
             .flatten()
             .min();
         let reload = self
@@ -195,9 +347,12 @@ impl Supervisor {
             .min()
     }
 
-    pub(super) fn wait_and_dispatch(&mut self) {
+    /// One poll and what it brings; `busy`: more work is due, so only
+    /// look at what is there and come back.
+    pub(super) fn wait_and_dispatch(&mut self, busy: bool) {
         let now = Instant::now();
         let timeout = match self.next_deadline() {
+            _ if busy => PollTimeout::ZERO,
             None => PollTimeout::NONE,
             Some(d) => {
                 let ms = d.saturating_duration_since(now).as_millis();
@@ -315,17 +470,23 @@ impl Supervisor {
         if let Some(n) = &self.notify {
             n.send("STOPPING=1");
         }
+        if again {
+            for n in &mut self.nodes {
+                n.should_be_up = false;
+                n.signal_group(Signal::SIGKILL);
+            }
+            return;
+        }
         for n in &mut self.nodes {
             n.should_be_up = false;
             n.backoff = 0;
             if n.pid.is_none() {
                 n.delay = None;
-            } else if again {
-                n.signal_group(Signal::SIGKILL);
             } else if !n.killing {
                 n.stop_wanted = true;
             }
         }
+        self.stop_in_order();
     }
 
     pub(super) fn handle_timers(&mut self) {
@@ -346,34 +507,51 @@ impl Supervisor {
             if n.test_retry.is_some_and(|t| t <= now) {
                 n.run_start_test(&mut self.log);
             }
+            if n.start_deadline.is_some_and(|t| t <= now) {
+                n.start_timeout_passed(&mut self.log);
+            }
         }
     }
 
     pub(super) fn reap(&mut self) {
+        let mut ended = Vec::new();
         loop {
             match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
                 Ok(status) => {
                     let Some(pid) = status.pid() else { continue };
                     if matches!(status, WaitStatus::Stopped(..) | WaitStatus::Continued(_)) {
                         continue;
                     }
-                    if let Some(i) = self.nodes.iter().position(|n| n.pid == Some(pid)) {
-                        let v = self.nodes[i].exited(status, self.shutting_down, &mut self.log);
-                        self.verdict(i, v);
-                        self.sweep_due = true;
-                    } else if let Some(n) = self.nodes.iter_mut().find(|n| n.owns_test(pid)) {
-                        n.test_exited(status, &mut self.log);
-                    } else if self.guard.as_ref().is_some_and(|g| g.pid == pid) {
-                        self.log.warning("the guard process died");
-                        self.guard = None;
-                        self.sweep_due = true;
-                    } else {
-                        // An orphan of a program, ours as subreaper: its
-                        // own children are ours now, maybe to kill.
-                        self.sweep_due = true;
-                    }
+                    ended.push((pid, status));
                 }
+            }
+        }
+        if ended.is_empty() {
+            return;
+        }
+        // One map for the lot: a site that stops ends thousands at once.
+        let by_pid: HashMap<Pid, usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.pid.map(|p| (p, i)))
+            .collect();
+        for (pid, status) in ended {
+            if let Some(&i) = by_pid.get(&pid) {
+                let v = self.nodes[i].exited(status, self.shutting_down, &mut self.log);
+                self.verdict(i, v);
+                self.sweep_due = true;
+            } else if let Some(n) = self.nodes.iter_mut().find(|n| n.owns_test(pid)) {
+                n.test_exited(status, &mut self.log);
+            } else if self.guard.as_ref().is_some_and(|g| g.pid == pid) {
+                self.log.warning("the guard process died");
+                self.guard = None;
+                self.sweep_due = true;
+            } else {
+                // An orphan of a program, ours as subreaper: its
+                // own children are ours now, maybe to kill.
+                self.sweep_due = true;
             }
         }
     }
@@ -397,11 +575,11 @@ impl Supervisor {
                     .warning(&format!("cannot start the guard process: {e}")),
             }
         }
+        let ours: std::collections::HashSet<Pid> =
+            self.nodes.iter().filter_map(|n| n.pid).collect();
         for pid in leftovers::children() {
-            if self
-                .nodes
-                .iter()
-                .any(|n| n.pid == Some(pid) || n.owns_test(pid))
+            if ours.contains(&pid)
+                || self.nodes.iter().any(|n| n.owns_test(pid))
                 || self.guard.as_ref().is_some_and(|g| g.pid == pid)
             {
                 continue;

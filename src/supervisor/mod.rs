@@ -32,6 +32,7 @@ mod spawn;
 mod startup;
 mod transcript;
 
+use event_loop::START_ONLY_VAR;
 pub use startup::{main, run};
 
 use std::os::fd::{AsFd, BorrowedFd};
@@ -93,12 +94,28 @@ struct Supervisor {
     sweep_due: bool,
     /// A reload reading the configuration in its own thread.
     reloading: Option<Reloading>,
+    /// Names and `after` edges of `nodes`, rebuilt when the list changes.
+    graph: event_loop::Graph,
 }
 
 /// Find each node's program file; the first failure is the error, with
-/// the file and line of its `program`.
+/// the file and line of its `program`. Thousands of nodes often run the
+/// same program: each word is looked up once per base directory.
 fn resolve_files(s: &Settings) -> Result<Vec<PathBuf>, String> {
-    s.nodes.iter().map(|n| n.program_file()).collect()
+    let mut found: std::collections::HashMap<(&str, &Path), PathBuf> = Default::default();
+    s.nodes
+        .iter()
+        .map(|n| {
+            let word = n.program.first().map(String::as_str).unwrap_or_default();
+            let key = (word, n.base.as_path());
+            if let Some(f) = found.get(&key) {
+                return Ok(f.clone());
+            }
+            let f = n.program_file()?;
+            found.insert(key, f.clone());
+            Ok(f)
+        })
+        .collect()
 }
 
 fn new_transcript(path: &Path, log: &mut Logger) -> Option<Transcript> {

@@ -57,9 +57,12 @@ pub struct NodeInfo<'a> {
     pub should_be_up: bool,
     pub testing: bool,
     pub ready: bool,
-    /// Why the node is not ready, when zdrun knows.
+    /// Not ready within its start-timeout (shown only then).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub timed_out: bool,
+    /// Why the node is not running (or not ready), when it is not.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<&'a str>,
+    pub reason: Option<String>,
     pub program: &'a [String],
     pub after: &'a [String],
 }
@@ -121,6 +124,10 @@ pub struct Node {
     pub stop_wanted: bool,
     /// The transcript for the next run, after a reload changed its path.
     pub next_transcript: Option<Transcript>,
+    /// When the run's start-timeout passes, if it is not ready by then.
+    pub start_deadline: Option<Instant>,
+    /// Not ready within its start-timeout (the run goes on).
+    pub timed_out: bool,
 }
 
 impl Node {
@@ -152,6 +159,8 @@ impl Node {
             removed: false,
             stop_wanted: false,
             next_transcript: None,
+            start_deadline: None,
+            timed_out: false,
         }
     }
 
@@ -182,7 +191,11 @@ impl Node {
                 self.testing = self.s.start_test_program.is_some();
                 self.test_retry = self.testing.then(Instant::now);
                 self.ready_probe = self.s.ready_address.is_some().then(Instant::now);
+                self.timed_out = false;
                 self.update_ready();
+                self.start_deadline = (!self.ready).then(|| {
+                    Instant::now() + Duration::from_secs(self.s.start_timeout.max(0) as u64)
+                });
                 Verdict::Carry
             }
             Err(e) => {
@@ -223,6 +236,24 @@ impl Node {
 
     fn update_ready(&mut self) {
         self.ready = self.pid.is_some() && !self.testing && self.ready_probe.is_none();
+        if self.ready {
+            self.start_deadline = None;
+            self.timed_out = false;
+        }
+    }
+
+    /// The start-timeout passed: a run not ready by now is reported as
+    /// having failed to start (zdaemon's "Program took too long to
+    /// start"); it goes on running, and may still get ready.
+    pub fn start_timeout_passed(&mut self, log: &mut Logger) {
+        self.start_deadline = None;
+        if self.pid.is_some() && !self.ready && !self.killing {
+            self.timed_out = true;
+            log.warning(&self.tag(&format!(
+                "not ready within start-timeout ({} seconds)",
+                self.s.start_timeout
+            )));
+        }
     }
 
     /// Try the readiness address; called when `ready_probe` is due.
@@ -464,6 +495,8 @@ impl Node {
         self.testing = false;
         self.ready = false;
         self.ready_probe = None;
+        self.start_deadline = None;
+        self.timed_out = false;
         if let Some(test) = self.test.take() {
             // The test runs in its own process group; reap() collects it.
             let _ = killpg(test.pid, Signal::SIGKILL);
@@ -539,30 +572,7 @@ impl Node {
         self.pid.is_none()
     }
 
-    /// zdaemon's `stop`; true if a signal was sent.
-    pub fn cmd_stop(&mut self) -> bool {
-        self.reset(false);
-        let running = self.pid.is_some();
-        self.terminate();
-        running
-    }
-
-    /// `stop` of everything: the supervisor signals this node once the
-    /// nodes that depend on it are down.
-    pub fn cmd_stop_later(&mut self) {
-        self.reset(false);
-        self.stop_wanted = true;
-    }
-
-    /// zdaemon's `restart`; true if a signal was sent.
-    pub fn cmd_restart(&mut self) -> bool {
-        self.reset(true);
-        let running = self.pid.is_some();
-        self.terminate();
-        running
-    }
-
-    fn reset(&mut self, up: bool) {
+    pub fn reset(&mut self, up: bool) {
         self.should_be_up = up;
         self.backoff = 0;
         self.delay = None;
@@ -610,7 +620,68 @@ impl Node {
         }
     }
 
-    pub fn info(&self, now: Instant) -> NodeInfo<'_> {
+    /// Why the node is not running and ready, for status; `waiting_for`
+    /// names the first node it comes after that is not ready.
+    pub fn why(&self, now: Instant, waiting_for: Option<&str>) -> Option<String> {
+        if self.pid.is_some() {
+            if self.ready || self.killing {
+                return None;
+            }
+            let mut parts = Vec::new();
+            if self.timed_out {
+                parts.push(format!(
+                    "took too long to start (start-timeout {} s)",
+                    self.s.start_timeout
+                ));
+            }
+            if self.testing {
+                parts.push("start test not passing yet".to_string());
+            }
+            if self.ready_probe.is_some() {
+                parts.push(
+                    self.reason
+                        .clone()
+                        .unwrap_or_else(|| "address not accepting connections yet".to_string()),
+                );
+            }
+            return Some(format!("starting: {}", parts.join("; ")));
+        }
+        let last = self.last_exit.as_ref().map(|e| match (&e.code, &e.signal) {
+            (Some(c), _) => format!("exit status {c}"),
+            (None, Some(s)) => format!("terminated by {s}"),
+            (None, None) => "ended".to_string(),
+        });
+        match self.ended {
+            Some("fatal") => {
+                return Some(format!(
+                    "fatal: gave up after {} starts in quick succession{}",
+                    self.backoff.max(1),
+                    last.map(|l| format!(" (last: {l})")).unwrap_or_default()
+                ));
+            }
+            Some(_) => {
+                return Some(format!(
+                    "exited: {} is one of its exit codes",
+                    last.unwrap_or_else(|| "its exit".into())
+                ));
+            }
+            None => {}
+        }
+        if !self.should_be_up {
+            // Stopped by request says it all.
+            return (self.spawns == 0).then(|| "stopped: not started yet".to_string());
+        }
+        if let Some(d) = self.delay {
+            return Some(format!(
+                "backoff: restarting in {:.0} s{}",
+                d.saturating_duration_since(now).as_secs_f64().ceil(),
+                last.map(|l| format!(" after {l}")).unwrap_or_default()
+            ));
+        }
+        waiting_for.map(|d| format!("waiting for {d}"))
+    }
+
+    pub fn info(&self, now: Instant, waiting_for: Option<&str>) -> NodeInfo<'_> {
         NodeInfo {
             name: &self.s.name,
             state: self.state(),
@@ -635,11 +706,8 @@ impl Node {
             should_be_up: self.should_be_up,
             testing: self.testing,
             ready: self.ready,
-            reason: if self.ready {
-                None
-            } else {
-                self.reason.as_deref()
-            },
+            timed_out: self.timed_out,
+            reason: self.why(now, waiting_for),
             program: &self.s.program,
             after: &self.s.after,
         }

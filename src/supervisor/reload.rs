@@ -185,11 +185,15 @@ impl Supervisor {
         };
         let (mut added, mut removed, mut changed) = (Vec::new(), Vec::new(), Vec::new());
         let capture = self.capture;
+        let names: std::collections::HashSet<&str> =
+            new.nodes.iter().map(|m| m.name.as_str()).collect();
         for n in &mut self.nodes {
-            if !new.nodes.iter().any(|m| m.name == n.s.name) {
+            if !names.contains(n.s.name.as_str()) {
                 removed.push(n.s.name.clone());
                 n.removed = true;
-                n.cmd_stop();
+                // Stopped by the order engine below.
+                n.reset(false);
+                n.stop_wanted = n.pid.is_some();
             }
         }
         let mut order = Vec::with_capacity(new.nodes.len());
@@ -232,9 +236,10 @@ impl Supervisor {
                 }
                 n.pending = Some((ns.clone(), file));
             }
-            n.stop_wanted = false;
             if n.pid.is_some() || n.should_be_up || returning {
-                n.cmd_restart();
+                // Restarted by the order engine below.
+                n.reset(true);
+                n.stop_wanted = n.pid.is_some();
             } else {
                 // Stopped (by `stop NAME`, or given up): it stays stopped,
                 // with the new settings for its next start.
@@ -251,7 +256,16 @@ impl Supervisor {
         self.nodes = sorted;
         let socket = self.s.socket.clone();
         self.s = Settings { socket, ..new };
-        super::startup::write_record(&self.s, &mut self.log);
+        self.rebuild_graph();
+        self.write_record();
+        self.stop_in_order();
+        // The configuration was read in another thread, whose malloc arena
+        // keeps what the old settings freed: give it back.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only returns free memory to the system.
+        unsafe {
+            nix::libc::malloc_trim(0);
+        }
         if let Some(log) = new_log {
             self.log
                 .info("event log configuration changed; switching to the new one");

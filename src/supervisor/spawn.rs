@@ -1,27 +1,18 @@
 //! Starting the program (and its start test) as a child of zdrun.
 //!
-//! Plain fork and exec, without waiting for the exec to succeed (as
-//! `std::process::Command` does): a site starts a thousand programs in one
-//! pass, and a failed exec is reported the zdaemon way, as exit status 127
-//! with the reason on the program's stderr.
+//! A vfork-style clone and exec, without waiting for the exec to succeed
+//! (as `std::process::Command` does): a site starts thousands of programs
+//! in a few passes, and a failed exec is reported the zdaemon way, as exit
+//! status 127 with the reason on the program's stderr.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
-use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, pthread_sigmask};
-
-/// The signals zdrun handles; a child must not run zdrun's handlers.
-const CAUGHT: [Signal; 5] = [
-    Signal::SIGCHLD,
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGUSR2,
-];
+use nix::sys::signal::{SigHandler, SigSet, Signal};
 use nix::sys::stat::Mode;
-use nix::unistd::{ForkResult, Pid};
+use nix::unistd::Pid;
 
 /// The soft descriptor limit to give children (0: leave it), when zdrun
 /// raised its own.
@@ -55,6 +46,7 @@ fn base_environment() -> &'static [(OsString, OsString)] {
     BASE.get_or_init(|| {
         std::env::vars_os()
             .filter(|(k, _)| !crate::notify::PRIVATE_VARS.iter().any(|p| k == p))
+            .filter(|(k, _)| k != super::START_ONLY_VAR)
             .collect()
     })
 }
@@ -106,64 +98,129 @@ pub fn spawn(spec: &Spec) -> std::io::Result<Pid> {
     let nofile = CHILD_NOFILE.load(std::sync::atomic::Ordering::Relaxed);
     let failure = format!("can't exec '{}': ", spec.file.display());
     let parent = nix::unistd::getpid();
-    // Signals wait until the child has dropped zdrun's handlers: one that
-    // arrived in between (a quick `stop`) would run zdrun's handler in the
-    // child and be lost, and the program would live on until SIGKILL.
-    let mut old_mask = SigSet::empty();
+    let pointers = |v: &[CString]| -> Vec<*const nix::libc::c_char> {
+        v.iter()
+            .map(|c| c.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect()
+    };
+    let (argv_ptrs, envp_ptrs) = (pointers(&argv), pointers(&envp));
+    let child = Child {
+        file: &file,
+        argv_ptrs: &argv_ptrs,
+        envp_ptrs: &envp_ptrs,
+        output: spec.output,
+        null,
+        dir: dir.as_deref(),
+        umask,
+        nofile,
+        parent,
+        failure: failure.as_bytes(),
+    };
+    clone_vfork(&child)
+}
+
+/// What the child needs, all prepared before it exists.
+struct Child<'a> {
+    file: &'a CString,
+    /// argv and envp as execve takes them (null-terminated arrays of
+    /// pointers into the CStrings spawn made): made before the child, as
+    /// the child shares our memory and must not allocate.
+    argv_ptrs: &'a [*const nix::libc::c_char],
+    envp_ptrs: &'a [*const nix::libc::c_char],
+    output: Option<&'a OwnedFd>,
+    null: &'a std::fs::File,
+    dir: Option<&'a std::ffi::CStr>,
+    umask: Mode,
+    nofile: u64,
+    parent: Pid,
+    failure: &'a [u8],
+}
+
+/// The child's stack: the child runs on it until exec, while zdrun
+/// waits.
+const CHILD_STACK: usize = 128 * 1024;
+
+/// Start the child the way posix_spawn does: sharing zdrun's memory
+/// (CLONE_VM) with zdrun suspended until the child execs or exits
+/// (CLONE_VFORK). A plain fork copies zdrun's page tables, which costs
+/// more the more nodes zdrun holds: a site of thousands would start in
+/// time quadratic in its size. Signals are blocked around it, so no
+/// handler of zdrun's runs in the child.
+fn clone_vfork(child: &Child) -> std::io::Result<Pid> {
+    use nix::sys::signal::{SigmaskHow, pthread_sigmask};
+    // One stack for every child, kept: children start one at a time.
+    static STACK: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+    let mut stack = STACK.lock().unwrap_or_else(|e| e.into_inner());
+    if stack.len() != CHILD_STACK {
+        *stack = vec![0u8; CHILD_STACK];
+    }
+    let mut old = SigSet::empty();
     pthread_sigmask(
         SigmaskHow::SIG_SETMASK,
         Some(&SigSet::all()),
-        Some(&mut old_mask),
-    )
-    .map_err(std::io::Error::from)?;
-    // SAFETY: the child only makes system calls on data prepared before
-    // the fork (no allocation), then execs or leaves with _exit, never
-    // returning into the caller.
-    let forked = unsafe { nix::unistd::fork() };
-    if !matches!(forked, Ok(ForkResult::Child)) {
-        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+        Some(&mut old),
+    )?;
+    // The stack grows down on every platform we build for.
+    let top = stack.as_mut_ptr().wrapping_add(CHILD_STACK) as *mut nix::libc::c_void;
+    let arg = (child as *const Child, &old as *const SigSet);
+    // SAFETY: the child runs `child_main` on its own stack and shares our
+    // memory only to read what `child` and `old` point to, which live
+    // until clone returns: CLONE_VFORK suspends us until the child has
+    // exec'd or exited. It makes system calls only (no allocation, no
+    // locks) and never returns into our code.
+    let pid = unsafe {
+        nix::libc::clone(
+            child_main,
+            top,
+            nix::libc::CLONE_VM | nix::libc::CLONE_VFORK | nix::libc::SIGCHLD,
+            &arg as *const _ as *mut nix::libc::c_void,
+        )
+    };
+    let err = std::io::Error::last_os_error();
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    drop(stack);
+    if pid < 0 {
+        return Err(err);
     }
-    match forked.map_err(std::io::Error::from)? {
-        ForkResult::Parent { child } => Ok(child),
-        ForkResult::Child => {
-            for sig in CAUGHT {
-                // SAFETY: installing SIG_DFL runs no code of ours.
-                let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) };
-            }
-            // A signal sent meanwhile is delivered now, with its default
-            // action: a SIGTERM ends the child as it would the program.
-            let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
-            let errno = child_setup(spec.output, null, dir.as_deref(), umask, nofile, parent)
-                .err()
-                .unwrap_or_else(|| {
-                    nix::unistd::execve(&file, &argv, &envp)
-                        .err()
-                        .unwrap_or(nix::errno::Errno::UnknownErrno)
-                });
-            // Reaches the transcript, as zdaemon's message does; written
-            // from pieces made before the fork, without allocating.
-            let err = std::io::stderr();
-            let _ = nix::unistd::write(&err, failure.as_bytes());
-            let _ = nix::unistd::write(&err, errno.desc().as_bytes());
-            let _ = nix::unistd::write(&err, b"\n");
-            // SAFETY: _exit ends the child without running the parent's
-            // destructors or atexit handlers.
-            unsafe { nix::libc::_exit(127) }
-        }
-    }
+    Ok(Pid::from_raw(pid))
+}
+
+extern "C" fn child_main(arg: *mut nix::libc::c_void) -> nix::libc::c_int {
+    // SAFETY: `arg` is the pair clone_vfork passed, alive while we run.
+    let (child, mask) = unsafe { *(arg as *const (*const Child, *const SigSet)) };
+    // SAFETY: as above.
+    let (child, mask) = unsafe { (&*child, &*mask) };
+    let errno = child_setup(child, mask).err().unwrap_or_else(|| {
+        // SAFETY: the pointer arrays were made before the child, each
+        // ends with a null pointer, and the strings they point to live
+        // until clone returns.
+        unsafe {
+            nix::libc::execve(
+                child.file.as_ptr(),
+                child.argv_ptrs.as_ptr(),
+                child.envp_ptrs.as_ptr(),
+            )
+        };
+        nix::errno::Errno::last()
+    });
+    // Reaches the transcript, as zdaemon's message does; written from
+    // pieces made before the child, without allocating.
+    let err = std::io::stderr();
+    let _ = nix::unistd::write(&err, child.failure);
+    let _ = nix::unistd::write(&err, errno.desc().as_bytes());
+    let _ = nix::unistd::write(&err, b"\n");
+    // SAFETY: _exit ends the child without running zdrun's destructors
+    // or atexit handlers.
+    unsafe { nix::libc::_exit(127) }
 }
 
 /// In the child, before exec: process group, death signal, stdio,
 /// directory, umask, descriptor limit, default signal dispositions, and
 /// no descriptor but 0-2.
-fn child_setup(
-    output: Option<&OwnedFd>,
-    null: &std::fs::File,
-    dir: Option<&std::ffi::CStr>,
-    umask: Mode,
-    nofile: u64,
-    parent: Pid,
-) -> nix::Result<()> {
+fn child_setup(c: &Child, mask: &nix::sys::signal::SigSet) -> nix::Result<()> {
+    let (output, null, dir, umask, nofile, parent) =
+        (c.output, c.null, c.dir, c.umask, c.nofile, c.parent);
     nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
     // A SIGKILLed zdrun must not leave the program behind.
     #[cfg(target_os = "linux")]
@@ -187,10 +244,18 @@ fn child_setup(
         let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
         setrlimit(Resource::RLIMIT_NOFILE, nofile, hard)?;
     }
-    // Ignored signals stay ignored across exec; zdrun ignores SIGPIPE.
-    // Handlers are reset by exec itself.
-    // SAFETY: installing SIG_DFL runs no code of ours.
-    unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) }?;
+    // Every signal zdrun handles or ignores goes back to its default
+    // before the mask is lifted: no handler of zdrun's may run here, and
+    // ignored signals would stay ignored across exec (zdrun ignores
+    // SIGPIPE). Dispositions are the child's own (no CLONE_SIGHAND).
+    for sig in Signal::iterator() {
+        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL runs no code of ours.
+        let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) };
+    }
+    nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(mask), None)?;
     // Whatever zdrun holds (pipes, sockets, the guard's pipe, descriptors
     // a caller left open without close-on-exec) is not the program's.
     // SAFETY: close_range only closes descriptors of this process; the

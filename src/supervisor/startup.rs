@@ -81,13 +81,19 @@ pub(super) fn load_settings(cli: &Cli, cwd: &Path) -> Result<Settings, String> {
 
 /// Record what we run, for a zdctl whose file no longer loads (see
 /// `settings::record`); a record that cannot be written is logged.
-pub(super) fn write_record(s: &Settings, log: &mut Logger) {
-    let Some(config) = &s.config_file else {
-        return;
-    };
-    let record = crate::settings::record::Record::of(s, config);
-    if let Err(e) = crate::settings::record::write(&record) {
-        log.warning(&format!("cannot write the record of this manager: {e}"));
+impl Supervisor {
+    /// Write (or rewrite, after a reload) this manager's record, with the
+    /// nodes it runs.
+    pub(super) fn write_record(&mut self) {
+        let Some(config) = &self.s.config_file else {
+            return;
+        };
+        let nodes = self.nodes.iter().filter(|n| !n.removed).map(|n| &n.s);
+        let record = crate::settings::record::Record::of(&self.s, nodes, config);
+        if let Err(e) = crate::settings::record::write(&record) {
+            self.log
+                .warning(&format!("cannot write the record of this manager: {e}"));
+        }
     }
 }
 
@@ -214,12 +220,13 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
         guard,
         sweep_due: false,
         reloading: None,
+        graph: Default::default(),
     };
     sup.log.info("daemon manager started");
     if sup.s.config_file.is_some() {
         crate::settings::record::prune();
     }
-    write_record(&sup.s, &mut sup.log);
+    sup.write_record();
     let status = sup.run_forever();
     let _ = std::fs::remove_file(&sup.socket.path);
     if let Some(config) = &sup.s.config_file {
