@@ -119,6 +119,13 @@ impl Supervisor {
         }
         self.rebuild_graph();
         self.apply_start_only();
+        // Loading the configuration (the parsed file, the model, the
+        // settings of every node) is done: give back what it freed.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only returns free memory to the system.
+        unsafe {
+            nix::libc::malloc_trim(0);
+        }
         loop {
             if let Some(code) = self.exit_status {
                 return code;
