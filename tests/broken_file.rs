@@ -3,10 +3,14 @@
 //! warning naming the file's errors), from the file's `<runner>` if that
 //! part reads, else from the record zdrun keeps; start and reload refuse.
 
+mod common;
+
+use common::site::{alive, stderr, stdout, wait_for};
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -98,29 +102,8 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        for &m in self.managers.borrow().iter() {
-            signal(m, "-TERM");
-            let give_up = Instant::now() + Duration::from_secs(10);
-            while alive(m) && Instant::now() < give_up {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            signal(m, "-KILL");
-        }
+        common::site::stop_managers(&self.managers.borrow());
     }
-}
-
-fn signal(pid: i32, sig: &str) {
-    let _ = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .stderr(std::process::Stdio::null())
-        .status();
-}
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
-    })
 }
 
 fn request(sock: &Path, what: &str) -> String {
@@ -142,22 +125,6 @@ fn field(reply: &str, key: &str) -> i32 {
         .find_map(|l| l.strip_prefix(&format!("{key}=")))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Exit status, stdout and stderr, for assertion messages.

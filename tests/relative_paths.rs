@@ -62,29 +62,8 @@ impl Copy {
 
 impl Drop for Copy {
     fn drop(&mut self) {
-        for &m in self.managers.borrow().iter() {
-            signal(m, "-TERM");
-            let give_up = Instant::now() + Duration::from_secs(10);
-            while alive(m) && Instant::now() < give_up {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            signal(m, "-KILL");
-        }
+        common::site::stop_managers(&self.managers.borrow());
     }
-}
-
-fn signal(pid: i32, sig: &str) {
-    let _ = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .stderr(std::process::Stdio::null())
-        .status();
-}
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
-    })
 }
 
 fn manager(sock: &Path) -> i32 {

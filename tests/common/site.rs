@@ -245,3 +245,16 @@ pub fn clock_ticks_per_second() -> u64 {
     let t = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) };
     if t > 0 { t as u64 } else { 100 }
 }
+
+/// Stop managers the way an admin would, SIGTERM first (so they stop
+/// their programs), and SIGKILL any still there after 10 s.
+pub fn stop_managers(pids: &[i32]) {
+    for &m in pids {
+        kill(m, 15);
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while alive(m) && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        kill(m, 9);
+    }
+}
