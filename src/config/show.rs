@@ -120,7 +120,7 @@ fn py_opt(v: &Option<String>) -> String {
     v.as_deref().map_or("None".to_string(), repr_str)
 }
 
-fn py_bool(b: bool) -> &'static str {
+pub fn py_bool(b: bool) -> &'static str {
     if b { "True" } else { "False" }
 }
 
@@ -171,17 +171,25 @@ pub fn text(config: &Config, configfile: &str) -> String {
                 .to_string(),
         ));
     }
-    // zdaemon's labels fit in 13 columns; longer ones of ours widen it.
+    let mut out = String::from("zdctl/zdrun options:\n");
+    out.push_str(&labelled(&lines, ""));
+    out
+}
+
+/// `label: value` lines as zdaemon's `show` lays them out, each after
+/// `indent`: zdaemon's labels fit in 13 columns; longer ones of ours widen
+/// the column.
+pub fn labelled(lines: &[(String, String)], indent: &str) -> String {
     let width = lines
         .iter()
         .map(|(l, _)| l.len() + 1)
         .max()
         .unwrap_or(0)
         .max(13);
-    let mut out = String::from("zdctl/zdrun options:\n");
+    let mut out = String::new();
     for (label, value) in lines {
         let label = format!("{label}:");
-        out.push_str(&format!("{label:<width$} {value}\n"));
+        out.push_str(&format!("{indent}{label:<width$} {value}\n"));
     }
     out
 }

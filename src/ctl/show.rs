@@ -8,6 +8,7 @@ use std::io::Write;
 use serde_json::{Value, json};
 
 use super::{Cli, EXIT_OK, EXIT_USAGE, ShowFormat, daemon, load};
+use crate::config::show::py_bool;
 use crate::config::{self, Config, Kind};
 use crate::pyrepr::{repr_list, repr_str};
 use crate::settings::NodeSettings;
@@ -85,10 +86,6 @@ fn py_opt_path(p: &Option<std::path::PathBuf>) -> String {
         .map_or("None".into(), |p| repr_str(&p.to_string_lossy()))
 }
 
-fn py_bool(b: bool) -> &'static str {
-    if b { "True" } else { "False" }
-}
-
 /// One block per node, labelled as zdaemon labels a runner's settings.
 fn nodes_text(nodes: &[NodeSettings]) -> String {
     let mut out = String::new();
@@ -148,18 +145,7 @@ fn written_nodes_text(config: &Config) -> String {
 }
 
 fn block(name: &str, lines: &[(String, String)]) -> String {
-    let width = lines
-        .iter()
-        .map(|(l, _)| l.len() + 1)
-        .max()
-        .unwrap_or(0)
-        .max(13);
-    let mut out = format!("\nprogram {name}:\n");
-    for (label, value) in lines {
-        let label = format!("{label}:");
-        out.push_str(&format!("  {label:<width$} {value}\n"));
-    }
-    out
+    format!("\nprogram {name}:\n{}", config::show::labelled(lines, "  "))
 }
 
 fn nodes_json(nodes: &[NodeSettings]) -> Value {
