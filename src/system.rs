@@ -40,12 +40,19 @@ pub fn switch_user(user: &str) -> Result<(), String> {
 }
 
 pub fn close_inherited_fds() {
-    // SAFETY: at the start of main nothing of ours holds a descriptor
-    // above 2; close_range touches no memory.
-    if unsafe { nix::libc::close_range(3, u32::MAX, 0) } != 0 {
-        for fd in 3..1024 {
+    close_fds_from(3);
+}
+
+/// Close every descriptor from `first` up. Only system calls, no
+/// allocation: safe in a child between fork (or vfork) and exec.
+pub fn close_fds_from(first: u32) {
+    // SAFETY: close_range and close only close descriptors; the callers
+    // hold no Rust object that uses those descriptors afterwards.
+    if unsafe { nix::libc::close_range(first, u32::MAX, 0) } != 0 {
+        // Kernels before 5.9: close them one by one, up to a common limit.
+        for fd in first..1024 {
             // SAFETY: as above; EBADF for descriptors not open is fine.
-            unsafe { nix::libc::close(fd) };
+            unsafe { nix::libc::close(fd as i32) };
         }
     }
 }

@@ -189,8 +189,7 @@ fn guard_main(pipe: OwnedFd, manager: &str) -> ! {
         // SAFETY: closing descriptors this process does not use.
         unsafe { nix::libc::close(fd) };
     }
-    // SAFETY: as above.
-    unsafe { nix::libc::close_range(keep as u32 + 1, u32::MAX, 0) };
+    crate::system::close_fds_from(keep as u32 + 1);
     let mut buf = [0u8; 64];
     loop {
         match nix::unistd::read(&pipe, &mut buf) {

@@ -258,13 +258,7 @@ fn child_setup(c: &Child, mask: &nix::sys::signal::SigSet) -> nix::Result<()> {
     nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(mask), None)?;
     // Whatever zdrun holds (pipes, sockets, the guard's pipe, descriptors
     // a caller left open without close-on-exec) is not the program's.
-    // SAFETY: close_range only closes descriptors of this process; the
-    // child owns no Rust object that refers to them after this point.
-    if unsafe { nix::libc::close_range(3, u32::MAX, 0) } != 0 {
-        for fd in 3..1024 {
-            // SAFETY: as above; EBADF for descriptors not open is fine.
-            unsafe { nix::libc::close(fd) };
-        }
-    }
+    // The child owns no Rust object that refers to them after this point.
+    crate::system::close_fds_from(3);
     Ok(())
 }
