@@ -318,11 +318,7 @@ impl Node {
                 }
                 Ok(Err(e)) => {
                     self.resolving = None;
-                    let why = format!("cannot resolve host '{host}': {e}");
-                    if self.reason.as_deref() != Some(why.as_str()) {
-                        log.warning(&self.tag(&why));
-                    }
-                    self.reason = Some(why);
+                    self.unresolved(format!("cannot resolve host '{host}': {e}"), log);
                     return None;
                 }
                 Err(std::sync::mpsc::TryRecvError::Empty) => {
@@ -331,10 +327,7 @@ impl Node {
                             "cannot resolve host '{host}': no answer within {} seconds",
                             RESOLVE_TIMEOUT.as_secs()
                         );
-                        if self.reason.as_deref() != Some(why.as_str()) {
-                            log.warning(&self.tag(&why));
-                        }
-                        self.reason = Some(why);
+                        self.unresolved(why, log);
                     }
                     // One question at a time: wait for this one to end.
                     return None;
@@ -365,6 +358,15 @@ impl Node {
             Err(e) => self.reason = Some(format!("cannot resolve host '{host}': {e}")),
         }
         None
+    }
+
+    /// The readiness host does not resolve: that is why the node is not
+    /// ready, logged once per distinct reason.
+    fn unresolved(&mut self, why: String, log: &mut Logger) {
+        if self.reason.as_deref() != Some(why.as_str()) {
+            log.warning(&self.tag(&why));
+        }
+        self.reason = Some(why);
     }
 
     /// Start the start-test program if one is due.
