@@ -4,6 +4,7 @@ bench/site.py and bench/soak.py): process inspection through /proc, cleanup, the
 import argparse
 import os
 import signal
+import subprocess
 import sys
 
 
@@ -67,6 +68,27 @@ def proc_fields(path):
             key, _, value = line.partition(":")
             out[key] = value.split()
     return out
+
+
+def run_ctl(label, argv, action, timeout=60, check=True):
+    """Run a control command (`argv` + `action`) to completion; a Failure
+    if it takes over `timeout` seconds or, with `check`, exits non-zero."""
+    try:
+        p = subprocess.run(
+            list(argv) + list(action),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise Failure(f"{label}: `{' '.join(action)}` took over {timeout} s")
+    if check and p.returncode != 0:
+        raise Failure(
+            f"{label}: `{' '.join(action)}` exited {p.returncode}\n"
+            f"stdout: {p.stdout}\nstderr: {p.stderr}"
+        )
+    return p
 
 
 def ratio(ours, theirs):

@@ -56,7 +56,6 @@ import re
 import select
 import signal
 import socket
-import subprocess
 import sys
 import time
 
@@ -69,6 +68,7 @@ from benchlib import (  # noqa: E402
     log,
     main,
     proc_fields,
+    run_ctl,
 )
 
 RSS_TARGET_KIB = 64
@@ -118,22 +118,7 @@ class Manager:
         self.started = False
 
     def ctl(self, *action, timeout=60):
-        try:
-            p = subprocess.run(
-                self.argv + list(action),
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.TimeoutExpired:
-            raise Failure(f"{self.label}: `{' '.join(action)}` took over {timeout} s")
-        if p.returncode != 0:
-            raise Failure(
-                f"{self.label}: `{' '.join(action)}` exited {p.returncode}\n"
-                f"stdout: {p.stdout}\nstderr: {p.stderr}"
-            )
-        return p.stdout
+        return run_ctl(self.label, self.argv, action, timeout=timeout).stdout
 
     def ask(self, line):
         """One request over the socket; the whole reply."""

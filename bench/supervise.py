@@ -43,7 +43,6 @@ import signal
 import socket
 import struct
 import statistics
-import subprocess
 import sys
 import time
 
@@ -58,6 +57,7 @@ from benchlib import (  # noqa: E402
     main,
     print_table,
     proc_fields,
+    run_ctl,
     ratio,
 )
 
@@ -91,22 +91,7 @@ class Daemon:
         self.started = False
 
     def ctl(self, *action, timeout=60, check=True):
-        try:
-            p = subprocess.run(
-                self.argv + list(action),
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.TimeoutExpired:
-            raise Failure(f"{self.label}: `{' '.join(action)}` took over {timeout} s")
-        if check and p.returncode != 0:
-            raise Failure(
-                f"{self.label}: `{' '.join(action)}` exited {p.returncode}\n"
-                f"stdout: {p.stdout}\nstderr: {p.stderr}"
-            )
-        return p
+        return run_ctl(self.label, self.argv, action, timeout=timeout, check=check)
 
     def status(self):
         """The manager's raw status reply, as a dict of strings."""
