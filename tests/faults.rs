@@ -12,14 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::site::*;
 
-fn start(site: &Site) -> i32 {
-    let o = site.zdctl(&["start"]);
-    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
-    let pid = site.program_pid();
-    assert!(pid != 0);
-    pid
-}
-
 /// The supervision is intact: same manager and program, and the manager
 /// still obeys commands.
 fn still_supervising(site: &Site, manager: i32, pid: i32) {

@@ -12,14 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::site::*;
 
-fn start(site: &Site) -> i32 {
-    let o = site.zdctl(&["start"]);
-    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
-    let pid = site.program_pid();
-    assert!(pid != 0);
-    pid
-}
-
 /// The pid a script wrote to `name` in the site, once it is there.
 fn pid_file(site: &Site, name: &str) -> i32 {
     let mut pid = 0;
@@ -332,17 +324,17 @@ fn a_name_server_that_never_answers_does_not_stall_zdrun() {
     }
     assert!(worst < Duration::from_millis(500), "status took {worst:?}");
     let i = info(&site);
-    let zeo = node_of(&i, "zeo");
+    let zeo = node(&i, "zeo");
     assert_eq!(zeo["ready"], false, "{zeo}");
     let reason = zeo["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("cannot resolve"), "reason: {reason:?}");
     // A killed node is restarted at once, resolver or not.
-    let web = node_of(&i, "web")["pid"].as_i64().unwrap_or(0) as i32;
+    let web = node(&i, "web")["pid"].as_i64().unwrap_or(0) as i32;
     assert!(web > 0);
     let t = Instant::now();
     assert!(kill(web, 9));
     wait_for("web to be restarted", || {
-        let p = node_of(&info(&site), "web")["pid"].as_i64().unwrap_or(0) as i32;
+        let p = node(&info(&site), "web")["pid"].as_i64().unwrap_or(0) as i32;
         p != 0 && p != web
     });
     assert!(
@@ -360,18 +352,6 @@ fn a_name_server_that_never_answers_does_not_stall_zdrun() {
         assert!(t.elapsed() < DEADLINE, "zdrun did not exit after stop");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn info(site: &Site) -> serde_json::Value {
-    serde_json::from_slice(&site.request(b"info\n")).unwrap_or(serde_json::Value::Null)
-}
-
-fn node_of(info: &serde_json::Value, name: &str) -> serde_json::Value {
-    info["nodes"]
-        .as_array()
-        .and_then(|a| a.iter().find(|n| n["name"] == name))
-        .cloned()
-        .unwrap_or(serde_json::Value::Null)
 }
 
 /// The guard processes (comm `zdrun-guard`) whose parent is `manager`.

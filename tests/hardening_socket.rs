@@ -170,14 +170,6 @@ fn started_pid(out: &str) -> i32 {
         .unwrap_or_else(|| panic!("no pid in {out:?}"))
 }
 
-fn start(site: &Site) -> i32 {
-    let o = site.zdctl(&["start"]);
-    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
-    let pid = site.program_pid();
-    assert!(pid != 0);
-    pid
-}
-
 // ------------------------------------------------------------ socket trust
 
 #[test]

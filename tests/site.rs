@@ -132,20 +132,6 @@ fn zdctl_with(site: &Site, config: &Path, args: &[&str]) -> Output {
     o
 }
 
-/// zdrun's `info` reply, `Null` without a manager.
-fn info(site: &Site) -> Value {
-    serde_json::from_slice(&site.request(b"info\n")).unwrap_or(Value::Null)
-}
-
-/// One node of `info`, `Null` if absent.
-fn node(info: &Value, name: &str) -> Value {
-    info["nodes"]
-        .as_array()
-        .and_then(|a| a.iter().find(|n| n["name"] == name))
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
 fn names(info: &Value) -> Vec<String> {
     info["nodes"]
         .as_array()

@@ -38,18 +38,6 @@ fn read(site: &Site, name: &str) -> String {
     fs::read_to_string(site.path(name)).unwrap_or_default()
 }
 
-fn info(site: &Site) -> Value {
-    serde_json::from_slice(&site.request(b"info\n")).unwrap_or(Value::Null)
-}
-
-fn node(info: &Value, name: &str) -> Value {
-    info["nodes"]
-        .as_array()
-        .and_then(|a| a.iter().find(|n| n["name"] == name))
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
 fn state(site: &Site, name: &str) -> String {
     node(&info(site), name)["state"]
         .as_str()

@@ -24,10 +24,6 @@ impl Drop for Bg {
     }
 }
 
-fn info(site: &Site) -> Value {
-    serde_json::from_slice(&site.request(b"info\n")).unwrap_or(Value::Null)
-}
-
 fn running(info: &Value) -> Vec<i64> {
     info["nodes"]
         .as_array()

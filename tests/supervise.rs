@@ -38,15 +38,6 @@ fn lines(site: &Site, name: &str) -> Vec<String> {
     read(site, name).lines().map(str::to_string).collect()
 }
 
-/// `zdctl start`, which must succeed; the program's pid.
-fn start(site: &Site) -> i32 {
-    let o = site.zdctl(&["start"]);
-    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
-    let pid = site.program_pid();
-    assert!(pid != 0, "no program after start: {}", stdout(&o));
-    pid
-}
-
 /// zdctl with the site's config, as a command to run in the background.
 fn zdctl_cmd(site: &Site, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_zdctl"));

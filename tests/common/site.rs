@@ -258,3 +258,26 @@ pub fn stop_managers(pids: &[i32]) {
         kill(m, 9);
     }
 }
+
+/// `zdctl start` on the site, which must succeed; the program's pid.
+pub fn start(site: &Site) -> i32 {
+    let o = site.zdctl(&["start"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let pid = site.program_pid();
+    assert!(pid != 0, "no program after start: {}", stdout(&o));
+    pid
+}
+
+/// zdrun's `info` reply, `Null` without a manager.
+pub fn info(site: &Site) -> serde_json::Value {
+    serde_json::from_slice(&site.request(b"info\n")).unwrap_or(serde_json::Value::Null)
+}
+
+/// One node of `info`, `Null` if absent.
+pub fn node(info: &serde_json::Value, name: &str) -> serde_json::Value {
+    info["nodes"]
+        .as_array()
+        .and_then(|a| a.iter().find(|n| n["name"] == name))
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+}
