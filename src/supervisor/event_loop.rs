@@ -233,20 +233,46 @@ impl Supervisor {
         if self.shutting_down {
             return false;
         }
-        let mut spawned = 0;
-        let t0 = Instant::now();
+        // As many as the two threads start in a turn, by the cost of the
+        // last ones, so that little is made ready in vain.
+        let threads = self.spawner.threads();
+        let want = (threads as u128 * SPAWN_TURN.as_micros() / self.spawn_cost.as_micros().max(1))
+            .clamp(2, SPAWN_BATCH as u128) as usize;
+        let mut due = Vec::new();
+        let mut items = Vec::new();
         for i in 0..self.nodes.len() {
-            if spawned == SPAWN_BATCH || (spawned > 0 && t0.elapsed() >= SPAWN_TURN) {
+            if due.len() == want {
                 break;
             }
             if !self.nodes[i].due() || !self.deps_ready(i) {
                 continue;
             }
-            spawned += 1;
-            let verdict = self.nodes[i].spawn(&mut self.log);
-            self.verdict(i, verdict);
+            match self.nodes[i].prepare() {
+                Ok(item) => {
+                    due.push(i);
+                    items.push(item);
+                }
+                Err(e) => {
+                    let verdict = self.nodes[i].spawned(Err(e), &mut self.log);
+                    self.verdict(i, verdict);
+                }
+            }
         }
-        spawned > 0
+        if due.is_empty() {
+            return false;
+        }
+        let t0 = Instant::now();
+        let results = self.spawner.run(items, SPAWN_TURN);
+        let started = results.iter().filter(|r| r.is_some()).count() as u32;
+        // Per thread: the turn's time over what each started.
+        self.spawn_cost = t0.elapsed() * self.spawner.threads() / started.max(1);
+        for (i, result) in due.into_iter().zip(results) {
+            if let Some(result) = result {
+                let verdict = self.nodes[i].spawned(result, &mut self.log);
+                self.verdict(i, verdict);
+            }
+        }
+        true
     }
 
     /// A node's supervision ended: a single-program zdrun exits with the

@@ -96,6 +96,12 @@ struct Supervisor {
     reloading: Option<Reloading>,
     /// Names and `after` edges of `nodes`, rebuilt when the list changes.
     graph: event_loop::Graph,
+    /// Starts the programs that are due, on two threads when a batch of
+    /// them is.
+    spawner: spawn::Spawner,
+    /// What one start took per thread, lately: how many to make ready in
+    /// a turn.
+    spawn_cost: std::time::Duration,
 }
 
 /// Find each node's program file; the first failure is the error, with

@@ -169,12 +169,12 @@ impl Node {
         self.should_be_up && self.pid.is_none() && self.delay.is_none()
     }
 
-    pub fn spawn(&mut self, log: &mut Logger) -> Verdict {
+    /// Everything the next run needs made ready (the settings a reload
+    /// left switched to first); started by [`spawn::Spawner`], reported to
+    /// [`Node::spawned`].
+    pub fn prepare(&mut self) -> std::io::Result<spawn::Prepared> {
         self.apply_pending();
-        self.lasttime = Some(SystemTime::now());
-        self.spawns += 1;
-        self.ready = false;
-        let spec = spawn::Spec {
+        spawn::Prepared::new(&spawn::Spec {
             file: &self.file,
             argv: &self.s.program,
             env: &self.s.environment,
@@ -182,8 +182,15 @@ impl Node {
             directory: self.s.directory.as_deref(),
             umask: self.s.umask,
             output: self.transcript.as_ref().map(|t| t.writer()),
-        };
-        match spawn::spawn(&spec) {
+        })
+    }
+
+    /// The run [`Node::prepare`] made ready was started (or failed to).
+    pub fn spawned(&mut self, result: std::io::Result<Pid>, log: &mut Logger) -> Verdict {
+        self.lasttime = Some(SystemTime::now());
+        self.spawns += 1;
+        self.ready = false;
+        match result {
             Ok(pid) => {
                 self.pid = Some(pid);
                 self.started = Some(Instant::now());

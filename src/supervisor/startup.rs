@@ -221,6 +221,8 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
         sweep_due: false,
         reloading: None,
         graph: Default::default(),
+        spawner: Default::default(),
+        spawn_cost: std::time::Duration::from_micros(500),
     };
     sup.log.info("daemon manager started");
     if sup.s.config_file.is_some() {
