@@ -97,6 +97,23 @@ fn a_site_of_thousands_answers_while_it_starts_and_stops() {
     assert!(!printed.contains("not running"), "{printed}");
     let pids = running(&info(&site));
     assert_eq!(pids.len(), NODES);
+    // Nothing is on its way up or down any more.
+    assert_eq!(site.request(b"unsettled\n"), b"0\n");
+    // Whichever of zdrun's threads started a program, it runs with no
+    // signal blocked or ignored (zdrun's own mask and defaults).
+    for &p in &pids {
+        let status = fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+        for field in ["SigBlk:", "SigIgn:"] {
+            let value = status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .map(str::trim);
+            assert!(
+                matches!(value, Some(v) if v.bytes().all(|b| b == b'0')),
+                "pid {p}: {field} {value:?}"
+            );
+        }
+    }
 
     // Status of them all, and a reload that changes nothing.
     let o = site.zdctl(&["status"]);

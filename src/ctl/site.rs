@@ -150,7 +150,16 @@ impl Ctl<'_> {
         let mut next_ask = Instant::now();
         let failed = self.wait_until(
             |st| {
-                if st.is_none() || Instant::now() < next_ask {
+                if st.is_none() {
+                    return Wait::NotYet;
+                }
+                // Between the paced asks, a cheap one says when nothing is
+                // on its way any more: then is the time to look.
+                if Instant::now() < next_ask
+                    && client
+                        .send("unsettled")
+                        .map_or(true, |r| r.trim().parse::<u64>().map_or(true, |n| n > 0))
+                {
                     return Wait::NotYet;
                 }
                 let asked = Instant::now();

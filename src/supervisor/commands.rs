@@ -131,6 +131,19 @@ impl Supervisor {
                 return None;
             }
             "info" => self.info_json(),
+            // Ours: how many nodes are on their way up or down (a number,
+            // cheap at any size), so that a client waiting on a large
+            // site asks for the whole `info` once there is news.
+            "unsettled" => format!(
+                "{}\n",
+                self.nodes
+                    .iter()
+                    .filter(|n| matches!(
+                        n.state(),
+                        "starting" | "waiting" | "backoff" | "stopping"
+                    ))
+                    .count()
+            ),
             "reload" => {
                 // Answered once the configuration is read (see answer()).
                 self.start_reload(None);
