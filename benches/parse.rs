@@ -43,7 +43,9 @@ const PYTHON_ITERATIONS: usize = 15;
 const PROCESS_RUNS: usize = 10;
 
 /// The oracle venv: same packages and stamp as the differential tests.
-const ORACLE_PACKAGES: &[&str] = &["ZConfig==4.3", "zdaemon==5.2.1", "ZEO==6.2", "ZODB==6.4"];
+#[path = "../tests/common/oracle_packages.rs"]
+mod oracle_packages;
+use oracle_packages::ORACLE_PACKAGES;
 
 type Result<T> = std::result::Result<T, String>;
 

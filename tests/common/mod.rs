@@ -7,9 +7,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The reference packages the oracle runs, pinned to the versions the
-/// specs describe.
-pub const ORACLE_PACKAGES: &[&str] = &["ZConfig==4.3", "zdaemon==5.2.1", "ZEO==6.2", "ZODB==6.4"];
+#[path = "oracle_packages.rs"]
+mod oracle_packages;
+pub use oracle_packages::ORACLE_PACKAGES;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
