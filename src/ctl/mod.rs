@@ -289,7 +289,9 @@ fn run_command(
                 return Ok(status);
             }
             writeln!(out, "*** Unknown syntax: {}", words.join(" "))?;
-            Ok(EXIT_OK)
+            // zdaemon exits 0 here; a script must not think a mistyped
+            // action did its work. The prompt ignores the status.
+            Ok(EXIT_USAGE)
         }
         other => daemon::run(cli, other, out, err),
     }
