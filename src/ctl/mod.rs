@@ -248,13 +248,18 @@ fn run_command(
                 }
             }
         }
-        Command::Show { json, format, all } => {
+        Command::Show {
+            what,
+            json,
+            format,
+            all,
+        } => {
             let format = match (format, json) {
                 (Some(f), _) => *f,
                 (None, true) => ShowFormat::Json,
                 (None, false) => ShowFormat::Text,
             };
-            show::show(cli, format, *all, out, err)
+            show::show(cli, what.as_deref(), format, *all, out, err)
         }
         Command::Help { topic } => {
             let loaded = load(cli).ok();
