@@ -465,8 +465,8 @@ def variants(out):
         ("zope-zlib-bad-compress", "zope-zlib-active", "bad zlib compress",
          [("compress true", "compress yes please")]),
         ("zope-undefined-variable", "zope-default", "$(UNDEFINED) in a value",
-         [("$append", "\n<environment>\n  X $(ZDRS_NOT_DEFINED)\n"
-           "</environment>\n")]),
+         [("    CHAMELEON_CACHE",
+           "    X $(ZDRS_NOT_DEFINED)\n    CHAMELEON_CACHE")]),
         ("zope-missing-include", "zope-default", "%include of a missing file",
          [("$append", "\n%include " + d("zope-default")
            + "/nowhere/extra.conf\n")]),
@@ -476,6 +476,50 @@ def variants(out):
         ("zope-bad-python-check-interval", "zope-default",
          "bad python-check-interval",
          [("python-check-interval 1000", "python-check-interval often")]),
+        # The same kinds of change in a file with no add-on storage, so
+        # they are judged on their own whatever the storages support is.
+        ("plain-typo-debug-mode", "zope-no-temporary", "debug-mod (typo)",
+         [("debug-mode off", "debug-mod off")]),
+        ("plain-bad-debug-mode", "zope-no-temporary", "debug-mode perhaps",
+         [("debug-mode off", "debug-mode perhaps")]),
+        ("plain-bad-security-policy", "zope-no-temporary",
+         "security-policy-implementation FOO",
+         [("security-policy-implementation C",
+           "security-policy-implementation FOO")]),
+        ("plain-no-instancehome", "zope-no-temporary", "instancehome missing",
+         [("instancehome $INSTANCEHOME\n", "")]),
+        ("plain-bad-dos-protection", "zope-no-temporary",
+         "bad dos_protection size",
+         [("$append", "\n<dos_protection>\n  form-disk-limit lots\n"
+           "</dos_protection>\n")]),
+        ("plain-bad-locale", "zope-no-temporary", "unknown locale",
+         [("$append", "\nlocale xx_XX.NOPE\n")]),
+        ("plain-bad-datetime-format", "zope-no-temporary",
+         "bad datetime-format",
+         [("$append", "\ndatetime-format klingon\n")]),
+        ("plain-pid-missing-dir", "zope-no-temporary",
+         "pid-filename in a missing directory",
+         [("$append", "\npid-filename " + d("zope-no-temporary")
+           + "/nowhere/instance.pid\n")]),
+        ("plain-eventlog-section", "zope-no-temporary", "<eventlog> section",
+         [("$append", "\n<eventlog>\n  <logfile>\n    path "
+           + d("zope-no-temporary") + "/var/log/instance.log\n"
+           "  </logfile>\n</eventlog>\n")]),
+        ("plain-http-server-section", "zope-no-temporary",
+         "<http-server> section",
+         [("$append", "\n<http-server>\n  address 8080\n</http-server>\n")]),
+        ("plain-warnfilter-section", "zope-no-temporary",
+         "<warnfilter> section",
+         [("$append", "\n<warnfilter>\n  action ignore\n</warnfilter>\n")]),
+        ("plain-runner-section", "zope-no-temporary", "<runner> section",
+         [("$append", "\n<runner>\n  program bin/runwsgi\n</runner>\n")]),
+        ("plain-unknown-import", "zope-no-temporary",
+         "%import of an unknown package",
+         [("%define INSTANCEHOME", "%import collective.nosuchstorage\n"
+           "%define INSTANCEHOME")]),
+        ("plain-zeo-tmp", "zope-no-temporary",
+         "$(ZEO_TMP) as bin/instance provides it",
+         [("    CHAMELEON_CACHE", "    TMPDIR $(ZEO_TMP)\n    CHAMELEON_CACHE")]),
         # old template
         ("old-typo-section", "old-default", "typo in <http-server>",
          [("<http-server>", "<http-servr>"),
