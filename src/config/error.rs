@@ -101,7 +101,7 @@ impl fmt::Display for ErrorKind {
             ),
             UnknownImport(p) => write!(
                 f,
-                "cannot %import {}: only ZODB, ZEO, zdaemon and ZConfig.components.logger are known",
+                "cannot %import {}: only ZODB, ZEO, zdaemon, ZConfig.components.logger, tempstorage, relstorage and zc.zlibstorage are known",
                 repr_str(p)
             ),
             Invalid(m) => f.write_str(m),
