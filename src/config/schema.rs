@@ -138,7 +138,13 @@ pub(crate) fn convert(doc: &Document) -> (Config, Errors) {
         cx.imported.push(("tempstorage", None));
     }
     for (package, loc) in &doc.imports {
-        if package == "ZEO" {
+        if package == "ZEO" && kind == Kind::Zeo {
+            // runzeo's schema defines the server's `<ssl>`; ZEO's component
+            // defines the client's under the same name, so ZConfig refuses
+            // the import there.
+            let kind = ErrorKind::Invalid("type name cannot be redefined: 'ssl'".into());
+            cx.errors.push_at(loc.clone(), kind, &doc.root);
+        } else if package == "ZEO" {
             cx.imported.push(("ZEO", Some(loc.clone())));
         } else if let Some((p, _)) = ADDON_TYPES.iter().find(|(p, _)| p == package) {
             cx.imported.push((p, Some(loc.clone())));
@@ -817,7 +823,7 @@ fn handler(s: &RawSection, cx: &mut Cx) -> Handler {
             fromaddr: r.req("from", string, e),
             toaddrs: {
                 if !r.has("to") {
-                    e.push(s.end, ErrorKind::MissingKey("to".into()), s);
+                    e.push(s.end, ErrorKind::NotEnoughValues("to".into()), s);
                 }
                 r.many("to", string, e)
             },
@@ -1012,7 +1018,7 @@ pub(super) fn storage(s: &RawSection, cx: &mut Cx) -> Storage {
 
 fn servers(r: &Reader, s: &RawSection, e: &mut Errors) -> Vec<SocketAddress> {
     if !r.has("server") {
-        e.push(s.end, ErrorKind::MissingKey("server".into()), s);
+        e.push(s.end, ErrorKind::NotEnoughValues("server".into()), s);
     }
     r.many("server", connection_address, e)
 }
@@ -1171,7 +1177,7 @@ fn database(s: &RawSection, cx: &mut Cx) -> Database {
     let e = &mut cx.errors;
     // Zope's schema requires every database to say where it is mounted.
     if zope && !r.has("mount-point") {
-        e.push(s.end, ErrorKind::MissingKey("mount-point".into()), s);
+        e.push(s.end, ErrorKind::NotEnoughValues("mount-point".into()), s);
     }
     let mut db = Database {
         db_type: if zope {
