@@ -129,7 +129,52 @@ const CASES: &[Case] = &[
         "%import ZODB\n%import tempstorage\n%import relstorage\n%import zc.zlibstorage\n",
         "<mappingstorage>\n</mappingstorage>\n",
     ),
+    // Refused as a zeo.conf: runzeo's schema cannot `%import ZEO`.
+    case(
+        "zodb-own",
+        "%import ZEO\n",
+        "<demostorage>\n  <blobstorage>\n    blob-dir @DIR@/blobs\n    <filestorage>\n\
+         path @DIR@/Data.fs\n      quota 2GB\n      pack-gc off\n    </filestorage>\n\
+         </blobstorage>\n  <zeoclient>\n    server localhost:8100\n    cache-size 1GB\n\
+         </zeoclient>\n  <clientstorage>\n    server /tmp/zeo.sock\n  </clientstorage>\n\
+         </demostorage>\n",
+    ),
+    case(
+        "fullstorage",
+        "",
+        "<fullstorage>\n  envdir @DIR@\n  interval 5m\n  cachesize 1GB\n</fullstorage>\n",
+    ),
     // Refused.
+    case(
+        "blob-no-dir",
+        "",
+        "<blobstorage>\n  <mappingstorage/>\n</blobstorage>\n",
+    ),
+    case(
+        "mapping-unknown-key",
+        "",
+        "<mappingstorage>\n  path x\n</mappingstorage>\n",
+    ),
+    case(
+        "filestorage-bad-quota",
+        "",
+        "<filestorage>\n  path @DIR@/Data.fs\n  quota lots\n</filestorage>\n",
+    ),
+    case(
+        "zeoclient-no-server",
+        "",
+        "<zeoclient>\n  storage 1\n</zeoclient>\n",
+    ),
+    case(
+        "fullstorage-bad-interval",
+        "",
+        "<minimalstorage>\n  envdir x\n  interval 5y\n</minimalstorage>\n",
+    ),
+    case(
+        "clientstorage-not-imported",
+        "",
+        "<clientstorage>\n  server x:1\n</clientstorage>\n",
+    ),
     case(
         "unknown-import",
         "%import collective.nosuchstorage\n",
