@@ -32,6 +32,8 @@ pub enum ErrorKind {
         message: String,
     },
     MissingKey(String),
+    /// A required multikey with no value.
+    NotEnoughValues(String),
     MissingSection(String),
     NotEnoughSections {
         type_name: String,
@@ -69,6 +71,11 @@ impl fmt::Display for ErrorKind {
             BadKeyName(m) => f.write_str(m),
             Conversion { key, message } => write!(f, "{message} (key {})", repr_str(key)),
             MissingKey(k) => write!(f, "no values for {}; 1 required", repr_str(k)),
+            NotEnoughValues(k) => write!(
+                f,
+                "not enough values for {}; 0 found, 1 required",
+                repr_str(k)
+            ),
             MissingSection(t) => {
                 write!(f, "no values for section type {}; 1 required", repr_str(t))
             }
@@ -101,7 +108,7 @@ impl fmt::Display for ErrorKind {
             ),
             UnknownImport(p) => write!(
                 f,
-                "cannot %import {}: only ZODB, ZEO, zdaemon and ZConfig.components.logger are known",
+                "cannot %import {}: only ZODB, ZEO, zdaemon, ZConfig.components.logger, tempstorage, relstorage and zc.zlibstorage are known",
                 repr_str(p)
             ),
             Invalid(m) => f.write_str(m),

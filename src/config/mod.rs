@@ -10,6 +10,7 @@ pub mod overrides;
 mod reader;
 mod schema;
 pub mod show;
+mod storages;
 mod tomlfmt;
 
 use std::path::Path;

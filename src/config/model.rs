@@ -578,6 +578,14 @@ pub enum Storage {
     Clientstorage(ClientStorage),
     Fullstorage(BdbStorage),
     Minimalstorage(BdbStorage),
+    /// tempstorage's `<temporarystorage>`.
+    Temporarystorage(TemporaryStorage),
+    /// RelStorage's `<relstorage>` (boxed: it has many keys).
+    Relstorage(Box<RelStorage>),
+    /// zc.zlibstorage's `<zlibstorage>`.
+    Zlibstorage(ZlibStorage),
+    /// zc.zlibstorage's `<serverzlibstorage>`.
+    Serverzlibstorage(ZlibStorage),
 }
 
 impl Storage {
@@ -591,6 +599,19 @@ impl Storage {
             Storage::Zeoclient(s) => s.section_name.as_deref(),
             Storage::Clientstorage(s) => s.section_name.as_deref(),
             Storage::Fullstorage(s) | Storage::Minimalstorage(s) => s.section_name.as_deref(),
+            Storage::Temporarystorage(s) => s.section_name.as_deref(),
+            Storage::Relstorage(s) => s.section_name.as_deref(),
+            Storage::Zlibstorage(s) | Storage::Serverzlibstorage(s) => s.section_name.as_deref(),
+        }
+    }
+
+    /// The storages this one wraps or combines, in file order.
+    pub fn bases(&self) -> Vec<&Storage> {
+        match self {
+            Storage::Demostorage(d) => d.factories.iter().collect(),
+            Storage::Blobstorage(b) => b.base.as_deref().into_iter().collect(),
+            Storage::Zlibstorage(z) | Storage::Serverzlibstorage(z) => vec![&*z.base],
+            _ => Vec::new(),
         }
     }
 }
@@ -797,6 +818,230 @@ impl BdbStorage {
     fn default_packtime() -> i64 {
         4 * 3600
     }
+}
+
+/// tempstorage's `<temporarystorage>` (tempstorage 6.0 component.xml).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TemporaryStorage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    #[serde(default = "TemporaryStorage::default_name")]
+    pub name: String,
+}
+
+impl TemporaryStorage {
+    pub(crate) fn default_name() -> String {
+        "Temporary Storage".into()
+    }
+}
+
+/// zc.zlibstorage's `<zlibstorage>` and `<serverzlibstorage>`
+/// (zc.zlibstorage 1.2.0 component.xml): a compressing wrapper of `base`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ZlibStorage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    pub base: Box<Storage>,
+    #[serde(default)]
+    pub compress: Option<bool>,
+}
+
+/// RelStorage's `<relstorage>` (RelStorage 4.3.0 component.xml). Key names
+/// with `_` are RelStorage's own spelling.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RelStorage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    /// The database adapter; RelStorage's schema does not require one.
+    #[serde(default)]
+    pub adapter: Option<RelStorageAdapter>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default)]
+    pub blob_dir: Option<String>,
+    #[serde(default)]
+    pub shared_blob_dir: bool,
+    #[serde(default)]
+    pub blob_cache_size: Option<i64>,
+    #[serde(default)]
+    pub blob_cache_size_check: Option<i64>,
+    #[serde(default)]
+    pub blob_cache_size_check_external: bool,
+    #[serde(default)]
+    pub blob_chunk_size: Option<i64>,
+    #[serde(default = "yes")]
+    pub keep_history: bool,
+    #[serde(default)]
+    pub replica_conf: Option<String>,
+    #[serde(default)]
+    pub ro_replica_conf: Option<String>,
+    #[serde(default = "RelStorage::default_replica_timeout")]
+    pub replica_timeout: f64,
+    #[serde(default)]
+    pub revert_when_stale: bool,
+    #[serde(default)]
+    pub poll_interval: Option<f64>,
+    #[serde(default = "yes")]
+    pub pack_gc: bool,
+    #[serde(default)]
+    pub pack_prepack_only: bool,
+    #[serde(default)]
+    pub pack_skip_prepack: bool,
+    #[serde(default)]
+    pub pack_batch_timeout: Option<f64>,
+    #[serde(default)]
+    pub pack_commit_busy_delay: Option<f64>,
+    #[serde(default)]
+    pub cache_servers: Option<String>,
+    #[serde(default)]
+    pub cache_module_name: Option<String>,
+    #[serde(default)]
+    pub cache_prefix: Option<String>,
+    #[serde(default)]
+    pub cache_local_mb: Option<i64>,
+    #[serde(default)]
+    pub cache_local_storage: Option<String>,
+    #[serde(default)]
+    pub cache_local_dir: Option<String>,
+    #[serde(default)]
+    pub cache_local_dir_count: Option<i64>,
+    #[serde(default)]
+    pub cache_local_dir_read_count: Option<i64>,
+    #[serde(default)]
+    pub cache_local_dir_compress: Option<bool>,
+    #[serde(default)]
+    pub cache_local_dir_write_max_size: Option<i64>,
+    #[serde(default)]
+    pub cache_local_object_max: Option<i64>,
+    #[serde(default)]
+    pub cache_local_compression: Option<String>,
+    #[serde(default)]
+    pub cache_delta_size_limit: Option<i64>,
+    #[serde(default)]
+    pub commit_lock_timeout: Option<i64>,
+    #[serde(default)]
+    pub commit_lock_id: Option<i64>,
+    #[serde(default = "yes")]
+    pub create_schema: bool,
+}
+
+impl RelStorage {
+    pub(crate) fn default_replica_timeout() -> f64 {
+        600.0
+    }
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+
+/// The database adapter of a `<relstorage>` (RelStorage 4.3.0).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum RelStorageAdapter {
+    Postgresql(PostgresqlAdapter),
+    Mysql(MysqlAdapter),
+    Oracle(OracleAdapter),
+    Sqlite3(Sqlite3Adapter),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PostgresqlAdapter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    #[serde(default = "auto")]
+    pub driver: String,
+    #[serde(default)]
+    pub dsn: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct OracleAdapter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    #[serde(default = "auto")]
+    pub driver: String,
+    pub user: String,
+    pub password: String,
+    pub dsn: String,
+}
+
+/// `<mysql>`: its keys are MySQLdb's connection arguments, spelled so.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MysqlAdapter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    #[serde(default = "auto")]
+    pub driver: String,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub passwd: Option<String>,
+    #[serde(default)]
+    pub db: Option<String>,
+    #[serde(default)]
+    pub port: Option<i64>,
+    #[serde(default)]
+    pub unix_socket: Option<String>,
+    #[serde(default)]
+    pub connect_timeout: Option<i64>,
+    #[serde(default)]
+    pub compress: Option<bool>,
+    #[serde(default)]
+    pub named_pipe: Option<bool>,
+    #[serde(default)]
+    pub read_default_file: Option<String>,
+    #[serde(default)]
+    pub read_default_group: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Sqlite3Adapter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    #[serde(default = "auto")]
+    pub driver: String,
+    pub data_dir: String,
+    #[serde(default)]
+    pub gevent_yield_interval: Option<i64>,
+    #[serde(default)]
+    pub pragmas: Option<SqlitePragmas>,
+}
+
+/// `<pragmas>` inside `<sqlite3>`: a few known pragmas, typed, and any
+/// other key as text (`pragmas`, names lower-cased, every value given).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SqlitePragmas {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    #[serde(default)]
+    pub page_size: Option<i64>,
+    #[serde(default)]
+    pub mmap_size: Option<i64>,
+    #[serde(default)]
+    pub max_page_count: Option<i64>,
+    #[serde(default)]
+    pub threads: Option<i64>,
+    #[serde(default)]
+    pub cache_size: Option<i64>,
+    #[serde(default)]
+    pub wal_autocheckpoint: Option<i64>,
+    #[serde(default)]
+    pub soft_heap_limit: Option<i64>,
+    #[serde(default)]
+    pub pragmas: IndexMap<String, Vec<String>>,
 }
 
 /// Which section type a database came from.

@@ -61,8 +61,8 @@ pub(crate) enum Occurs {
     Many,
 }
 
-/// The most keys a section type declares (zeoclient has 20).
-const MAX_KEYS: usize = 24;
+/// The most keys a section type declares (RelStorage's has 35).
+const MAX_KEYS: usize = 40;
 
 /// A section's values, matched against a list of declared keys.
 pub(crate) struct Reader<'s, 'a> {

@@ -9,8 +9,9 @@ use super::error::ErrorKind;
 use super::model::*;
 use super::origin::Origin;
 use super::reader::{Errors, Occurs, Reader, string};
+use super::storages::{self, ADDON_TYPES, package_of};
 use crate::zconfig::hash::FastSet;
-use crate::zconfig::{Document, RawSection, RawValue};
+use crate::zconfig::{Document, Location, Pos, RawSection, RawValue};
 
 use Occurs::{Many, Once};
 
@@ -91,14 +92,36 @@ pub(crate) struct Cx<'d, 'a> {
     pub errors: Errors,
     /// The document's values.
     values: &'d [RawValue<'a>],
-    /// `%import ZEO` adds `<clientstorage>`.
-    zeo_imported: bool,
+    /// The packages adding section types (ZEO, the add-ons) that were
+    /// `%import`ed, and where; in a zope.conf also tempstorage, which
+    /// Zope's schema imports itself when it is installed (no place).
+    imported: Vec<(&'static str, Option<Location>)>,
 }
 
 impl<'d, 'a> Cx<'d, 'a> {
     /// The values of `s`.
-    fn values_of(&self, s: &RawSection) -> &'d [RawValue<'a>] {
+    pub(super) fn values_of(&self, s: &RawSection) -> &'d [RawValue<'a>] {
         s.values.of(self.values)
+    }
+
+    /// Whether section type `t` may be used at `at`: ZODB's types always,
+    /// ZEO's `<clientstorage>` and the add-ons' once their package has been
+    /// imported. ZConfig adds a package's types from its `%import` line
+    /// on; an import in another file (through `%include`) counts
+    /// wherever it is.
+    fn available(&self, t: &str, at: Pos) -> bool {
+        let package = match package_of(t) {
+            Some(p) => p,
+            None if t == "clientstorage" => "ZEO",
+            None => return true,
+        };
+        let here = self.errors.location(at);
+        self.imported.iter().any(|(p, loc)| {
+            *p == package
+                && loc
+                    .as_ref()
+                    .is_none_or(|l| l.file != here.file || l.line < here.line)
+        })
     }
 }
 
@@ -109,13 +132,23 @@ pub(crate) fn convert(doc: &Document) -> (Config, Errors) {
     let mut cx = Cx {
         errors: Errors::new(&doc.files),
         values: &doc.values,
-        zeo_imported: false,
+        imported: Vec::new(),
     };
+    if kind == Kind::Zope {
+        cx.imported.push(("tempstorage", None));
+    }
     for (package, loc) in &doc.imports {
-        if package == "ZEO" {
-            cx.zeo_imported = true;
-        }
-        if kind != Kind::Zope && !KNOWN_IMPORTS.contains(&package.as_str()) {
+        if package == "ZEO" && kind == Kind::Zeo {
+            // runzeo's schema defines the server's `<ssl>`; ZEO's component
+            // defines the client's under the same name, so ZConfig refuses
+            // the import there.
+            let kind = ErrorKind::Invalid("type name cannot be redefined: 'ssl'".into());
+            cx.errors.push_at(loc.clone(), kind, &doc.root);
+        } else if package == "ZEO" {
+            cx.imported.push(("ZEO", Some(loc.clone())));
+        } else if let Some((p, _)) = ADDON_TYPES.iter().find(|(p, _)| p == package) {
+            cx.imported.push((p, Some(loc.clone())));
+        } else if !KNOWN_IMPORTS.contains(&package.as_str()) {
             let kind = ErrorKind::UnknownImport(package.clone());
             cx.errors.push_at(loc.clone(), kind, &doc.root);
         }
@@ -125,7 +158,7 @@ pub(crate) fn convert(doc: &Document) -> (Config, Errors) {
 }
 
 /// One section slot of a container.
-struct Slot {
+pub(super) struct Slot {
     /// Concrete types that fill it.
     types: &'static [&'static str],
     occurs: Occurs,
@@ -133,7 +166,7 @@ struct Slot {
 
 /// Match `container`'s subsections to its slots; returns, per slot, the
 /// sections that filled it. Misfits are reported.
-fn match_sections<'s, 'a>(
+pub(super) fn match_sections<'s, 'a>(
     container: &'s RawSection<'a>,
     slots: &[Slot],
     cx: &mut Cx,
@@ -151,11 +184,10 @@ fn match_sections<'s, 'a>(
             cx.errors.push(s.end, kind, container);
         }
         let t: &str = &s.type_name;
-        let allowed_here =
-            |slot: &Slot| slot.types.contains(&t) && (t != "clientstorage" || cx.zeo_imported);
+        let allowed_here = |slot: &Slot| slot.types.contains(&t) && cx.available(t, s.start);
         if let Some(i) = slots.iter().position(allowed_here) {
             if slots[i].occurs == Once && !filled[i].is_empty() {
-                let kind = ErrorKind::TooManySections(t.to_string());
+                let kind = ErrorKind::TooManySections(slot_type(slots[i].types, t).into());
                 cx.errors.push(s.end, kind, container);
             } else {
                 filled[i].push(s);
@@ -168,7 +200,9 @@ fn match_sections<'s, 'a>(
         }
         let kind = if ABSTRACT_TYPES.contains(&t) {
             ErrorKind::AbstractType(t.to_string())
-        } else if KNOWN_TYPES.contains(&t) || (t == "clientstorage" && cx.zeo_imported) {
+        } else if KNOWN_TYPES.contains(&t)
+            || ((t == "clientstorage" || package_of(t).is_some()) && cx.available(t, s.start))
+        {
             ErrorKind::NoMatchingSection {
                 type_name: t.to_string(),
                 name: name_of(s),
@@ -181,6 +215,23 @@ fn match_sections<'s, 'a>(
     filled
 }
 
+/// The type a slot declares, as ZConfig names it: an abstract type
+/// lower-cased, or the one concrete type `t`.
+fn slot_type<'t>(types: &[&str], t: &'t str) -> &'t str {
+    let is = |list: &[&str]| types == list;
+    if is(STORAGE_TYPES) {
+        "zodb.storage"
+    } else if is(LOG_TYPES) {
+        "zconfig.logger.log"
+    } else if is(HANDLER_TYPES) {
+        "zconfig.logger.handler"
+    } else if is(storages::ADAPTER_TYPES) {
+        "relstorage.adapter"
+    } else {
+        t
+    }
+}
+
 const LOG_TYPES: &[&str] = &["eventlog", "logger"];
 const HANDLER_TYPES: &[&str] = &[
     "logfile",
@@ -189,7 +240,8 @@ const HANDLER_TYPES: &[&str] = &[
     "http-logger",
     "email-notifier",
 ];
-const STORAGE_TYPES: &[&str] = &[
+/// The types implementing ZODB.storage; add-ons' once imported.
+pub(super) const STORAGE_TYPES: &[&str] = &[
     "filestorage",
     "mappingstorage",
     "demostorage",
@@ -198,6 +250,10 @@ const STORAGE_TYPES: &[&str] = &[
     "clientstorage",
     "fullstorage",
     "minimalstorage",
+    "temporarystorage",
+    "relstorage",
+    "zlibstorage",
+    "serverzlibstorage",
 ];
 
 fn top_level(root: &RawSection, kind: Kind, cx: &mut Cx) -> Config {
@@ -301,11 +357,11 @@ fn top_environment(found: &[&RawSection], config: &mut Config, cx: &mut Cx) {
 }
 
 /// A section's name, for the model.
-fn name_of(s: &RawSection) -> Option<String> {
+pub(super) fn name_of(s: &RawSection) -> Option<String> {
     s.name.as_deref().map(str::to_owned)
 }
 
-fn slot(types: &'static [&'static str], occurs: Occurs) -> Slot {
+pub(super) fn slot(types: &'static [&'static str], occurs: Occurs) -> Slot {
     Slot { types, occurs }
 }
 
@@ -767,7 +823,7 @@ fn handler(s: &RawSection, cx: &mut Cx) -> Handler {
             fromaddr: r.req("from", string, e),
             toaddrs: {
                 if !r.has("to") {
-                    e.push(s.end, ErrorKind::MissingKey("to".into()), s);
+                    e.push(s.end, ErrorKind::NotEnoughValues("to".into()), s);
                 }
                 r.many("to", string, e)
             },
@@ -852,7 +908,7 @@ fn zeo(s: &RawSection, cx: &mut Cx) -> Zeo {
     z
 }
 
-fn storage(s: &RawSection, cx: &mut Cx) -> Storage {
+pub(super) fn storage(s: &RawSection, cx: &mut Cx) -> Storage {
     let name = name_of(s);
     match &s.type_name[..] {
         "filestorage" => {
@@ -915,6 +971,9 @@ fn storage(s: &RawSection, cx: &mut Cx) -> Storage {
         }
         "zeoclient" => zeoclient(s, cx),
         "clientstorage" => clientstorage(s, cx),
+        "temporarystorage" => storages::temporarystorage(s, cx),
+        "relstorage" => storages::relstorage(s, cx),
+        "zlibstorage" | "serverzlibstorage" => storages::zlibstorage(s, cx),
         _ => {
             let r = Reader::new(
                 s,
@@ -959,7 +1018,7 @@ fn storage(s: &RawSection, cx: &mut Cx) -> Storage {
 
 fn servers(r: &Reader, s: &RawSection, e: &mut Errors) -> Vec<SocketAddress> {
     if !r.has("server") {
-        e.push(s.end, ErrorKind::MissingKey("server".into()), s);
+        e.push(s.end, ErrorKind::NotEnoughValues("server".into()), s);
     }
     r.many("server", connection_address, e)
 }
@@ -1118,7 +1177,7 @@ fn database(s: &RawSection, cx: &mut Cx) -> Database {
     let e = &mut cx.errors;
     // Zope's schema requires every database to say where it is mounted.
     if zope && !r.has("mount-point") {
-        e.push(s.end, ErrorKind::MissingKey("mount-point".into()), s);
+        e.push(s.end, ErrorKind::NotEnoughValues("mount-point".into()), s);
     }
     let mut db = Database {
         db_type: if zope {
