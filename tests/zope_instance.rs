@@ -34,6 +34,8 @@ struct Instance {
     port: u16,
     /// Control sockets of the managers this test may have started.
     sockets: RefCell<Vec<PathBuf>>,
+    /// Whether commands run with the venv's bin on PATH.
+    venv_on_path: std::cell::Cell<bool>,
 }
 
 impl Instance {
@@ -55,16 +57,14 @@ impl Instance {
         let text = std::fs::read_to_string(&ini).expect("zope.ini");
         assert!(text.contains("port = 8080"), "{text}");
         std::fs::write(&ini, text.replace("port = 8080", &format!("port = {port}"))).unwrap();
-        std::os::unix::fs::symlink(
-            env!("CARGO_BIN_EXE_zdctl"),
-            dir.path().join("zopectl"),
-        )
-        .expect("link");
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_zdctl"), dir.path().join("zopectl"))
+            .expect("link");
         let instance = Instance {
             dir,
             bin,
             port,
             sockets: RefCell::new(Vec::new()),
+            venv_on_path: std::cell::Cell::new(true),
         };
         instance.track(&instance.home().join("var").join("zopectlsock"));
         instance
@@ -80,6 +80,9 @@ impl Instance {
 
     /// `PATH` with the venv's bin first, as `source bin/activate` leaves it.
     fn path_var(&self) -> String {
+        if !self.venv_on_path.get() {
+            return "/usr/bin:/bin".into();
+        }
         format!(
             "{}:{}",
             self.bin.display(),
@@ -131,7 +134,12 @@ impl Drop for Instance {
                 .filter_map(|l| l.split_once('='))
                 .filter(|(k, _)| *k == "manager" || *k == "application")
                 .filter_map(|(_, v)| v.parse::<i32>().ok())
-                .chain(nodes.iter().filter_map(|n| n["pid"].as_i64()).map(|p| p as i32));
+                .chain(
+                    nodes
+                        .iter()
+                        .filter_map(|n| n["pid"].as_i64())
+                        .map(|p| p as i32),
+                );
             for pid in pids.filter(|p| *p > 0) {
                 kill(pid, 9);
             }
@@ -222,7 +230,10 @@ fn zopectl_runs_a_mkwsgiinstance_instance_from_its_zope_conf_alone() {
     let env = environ(pid);
     let home_s = home.display().to_string();
     assert!(env.contains(&format!("INSTANCE_HOME={home_s}")), "{env:?}");
-    assert!(env.contains(&format!("CLIENT_HOME={home_s}/var")), "{env:?}");
+    assert!(
+        env.contains(&format!("CLIENT_HOME={home_s}/var")),
+        "{env:?}"
+    );
     assert!(env.iter().any(|e| e.starts_with("ZEO_TMP=")), "{env:?}");
 
     // logtail's default is the event log zope.ini's root logger writes.
@@ -252,7 +263,11 @@ fn zopectl_runs_a_mkwsgiinstance_instance_from_its_zope_conf_alone() {
     let read = z.write("read.py", READ);
     let o = z.zopectl(&["run", read.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stdout(&o).contains("note: written by run"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("note: written by run"),
+        "{}",
+        stdout(&o)
+    );
     // A failing script fails the command (a cron job sees it).
     let bad = z.write("bad.py", "raise RuntimeError('no')\n");
     let o = z.zopectl(&["run", bad.to_str().unwrap()]);
@@ -337,14 +352,14 @@ fn a_zeo_server_and_the_instance_run_as_one_site() {
         get(z.port, "/", None).is_some_and(|(code, _)| code == 200)
     });
     // One manager runs both.
-    let info: serde_json::Value = serde_json::from_slice(&request(
-        &z.dir.path().join("site.sock"),
-        b"info\n",
-    ))
-    .expect("info");
+    let info: serde_json::Value =
+        serde_json::from_slice(&request(&z.dir.path().join("site.sock"), b"info\n")).expect("info");
     let nodes = info["nodes"].as_array().expect("nodes");
     assert_eq!(nodes.len(), 2, "{info}");
-    assert!(nodes.iter().all(|n| n["pid"].as_i64().unwrap_or(0) > 0), "{info}");
+    assert!(
+        nodes.iter().all(|n| n["pid"].as_i64().unwrap_or(0) > 0),
+        "{info}"
+    );
     let zope = nodes.iter().find(|n| n["name"] == "zope").unwrap();
     let env = environ(zope["pid"].as_i64().unwrap() as i32);
     assert!(
@@ -358,13 +373,72 @@ fn a_zeo_server_and_the_instance_run_as_one_site() {
     let o = z.zopectl(&["run", script.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
     wait_for("the instance to see the note", || {
-        get(z.port, "/note", None).is_some_and(|(code, body)| code == 200 && body == "written by run")
+        get(z.port, "/note", None)
+            .is_some_and(|(code, body)| code == 200 && body == "written by run")
     });
 
     let o = z.ctl("zdctl", &["-C", site, "stop"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     let o = z.ctl("zdctl", &["-C", site, "status"]);
     assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+}
+
+/// A buildout part's layout (plone.recipe.zope2instance): `etc/wsgi.ini`
+/// and a `bin/interpreter` written from zc.buildout's own template, no
+/// virtualenv on PATH. zopectl serves wsgi.ini through the interpreter, as
+/// bin/instance does, and `run` uses it too.
+#[test]
+fn a_buildout_parts_interpreter_and_wsgi_ini_are_found() {
+    let z = Instance::new();
+    let home = z.home();
+    std::fs::rename(home.join("etc/zope.ini"), home.join("etc/wsgi.ini")).unwrap();
+    let python = z.bin.join("python");
+    let o = Command::new(&python)
+        .arg("-c")
+        .arg(
+            "import sys, os, zc.buildout.easy_install as ei\n\
+             home = sys.argv[1]\n\
+             path = ',\\n  '.join(repr(p) for p in sys.path if p)\n\
+             text = ei.py_script_template % dict(python=sys.executable, path=path,\n\
+                 initialization='', relative_paths_setup='')\n\
+             os.makedirs(home + '/bin')\n\
+             open(home + '/bin/interpreter', 'w').write(text)\n\
+             os.chmod(home + '/bin/interpreter', 0o755)\n",
+        )
+        .arg(&home)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    z.venv_on_path.set(false);
+
+    let o = z.zopectl(&["start"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let pid = pid_in(&stdout(&o));
+    wait_for("Zope to answer", || {
+        get(z.port, "/", None).is_some_and(|(code, _)| code == 200)
+    });
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(
+        cmdline.contains(&format!(
+            "{}/bin/interpreter -m Zope2.Startup.serve {}/etc/wsgi.ini",
+            home.display(),
+            home.display()
+        )),
+        "{cmdline}"
+    );
+    let o = z.zopectl(&["stop"]);
+    assert_eq!(o.status.code(), Some(0));
+    wait_for("Zope gone", || !alive(pid));
+    let script = z.write("write.py", WRITE);
+    let script = script.to_str().unwrap();
+    let o = z.zopectl(&["run", script, "one"]);
+    assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!("argv ['{script}', 'one']")),
+        "{}",
+        stdout(&o)
+    );
 }
 
 /// An old-style zope.conf's `<eventlog>` is Zope's: zdrun does not write
@@ -389,9 +463,11 @@ fn zdrun_keeps_out_of_zopes_event_log() {
     impl Drop for Stop {
         fn drop(&mut self) {
             let status = String::from_utf8_lossy(&request(&self.0, b"status\n")).into_owned();
-            for (_, v) in status.lines().filter_map(|l| l.split_once('=')).filter(|(k, _)| {
-                *k == "manager" || *k == "application"
-            }) {
+            for (_, v) in status
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .filter(|(k, _)| *k == "manager" || *k == "application")
+            {
                 if let Ok(pid) = v.parse::<i32>() {
                     kill(pid, 9);
                 }

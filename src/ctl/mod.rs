@@ -116,8 +116,7 @@ fn user_command(cli: &Cli, words: &[String], out: &mut dyn Write) -> std::io::Re
     {
         cmd.envs(instance.environment());
     }
-    cmd.envs(&config.environment)
-        .envs(&c.environment);
+    cmd.envs(&config.environment).envs(&c.environment);
     if let Some(dir) = &c.directory {
         cmd.current_dir(dir);
     }

@@ -7,7 +7,7 @@
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{Cli, EXIT_CHECK_FAILED, EXIT_USAGE};
 use crate::config::{Config, Kind};
@@ -99,7 +99,11 @@ pub(super) fn builtin(
     cmd.arg("-c").arg(code).envs(instance.environment());
     out.flush()?;
     let e = cmd.exec();
-    writeln!(err, "{}", crate::pyrepr::io_error(&e, Path::new(&python[0])))?;
+    writeln!(
+        err,
+        "{}",
+        crate::pyrepr::io_error(&e, Path::new(&python[0]))
+    )?;
     Ok(Some(EXIT_CHECK_FAILED))
 }
 
@@ -117,7 +121,8 @@ fn console(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Resu
         return Ok(None);
     };
     let mut cmd = std::process::Command::new(program);
-    cmd.args(args).envs(s.environment.iter().map(|(k, v)| (k, v)));
+    cmd.args(args)
+        .envs(s.environment.iter().map(|(k, v)| (k, v)));
     if let Some(dir) = &s.directory {
         cmd.current_dir(dir);
     }
@@ -137,7 +142,7 @@ fn failed(err: &mut dyn Write, conf: &Path, e: &str) -> std::io::Result<Option<u
     Ok(Some(EXIT_USAGE))
 }
 
-fn py_path(p: &PathBuf) -> String {
+fn py_path(p: &Path) -> String {
     repr_str(&p.to_string_lossy())
 }
 
