@@ -60,18 +60,10 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return ExitCode::from(command_line_error(&e, prog)),
     };
-    if prog != "zeoctl" && std::env::var_os(crate::settings::zope::ZEO_TMP).is_none() {
-        // bin/instance sets ZEO_TMP before zope.conf is read, so that a
-        // ZEO client's `var $(ZEO_TMP)` loads; zdrun and the programs
-        // inherit it. zdctl does too: a site's nodes may be Zope instances.
-        // SAFETY: nothing else runs yet (no thread has been started), so
-        // no one reads the environment while it changes.
-        unsafe {
-            std::env::set_var(
-                crate::settings::zope::ZEO_TMP,
-                crate::settings::zope::temp_dir(),
-            )
-        };
+    if prog != "zeoctl" {
+        // zopectl as bin/instance; zdctl because a site's nodes may be
+        // Zope instances.
+        crate::settings::zope::provide_zeo_tmp();
     }
     if cli.config.is_none() && prog == "zopectl" {
         // Zope's zopectl finds the instance's zope.conf by itself.

@@ -170,7 +170,8 @@ impl Settings {
         // A zope.conf runs as its instance's bin/instance would run it.
         let completed;
         let config = if config.kind == Kind::Zope {
-            completed = zope::complete(config, bases.config_dir.unwrap_or(bases.cwd), reach)?;
+            completed =
+                zope::complete(config, bases.config_dir.unwrap_or(bases.cwd), reach, false)?;
             &completed
         } else {
             config
@@ -408,7 +409,8 @@ fn node_of(
             let loaded = config::load_file(&file).map_err(|e| in_config(&e))?;
             // A zope.conf node runs as its bin/instance would run it.
             let dir = file.parent().unwrap_or(bases.cwd);
-            Some(zope::complete(&loaded, dir, reach).map_err(|e| in_config(&e))?)
+            let given = p.program.is_some();
+            Some(zope::complete(&loaded, dir, reach, given).map_err(|e| in_config(&e))?)
         }
         None => None,
     };

@@ -44,6 +44,20 @@ pub fn zeo_tmp() -> String {
         .unwrap_or_else(temp_dir)
 }
 
+/// Set `ZEO_TMP` in our own environment unless the caller did, as
+/// bin/instance does before it reads zope.conf: a recipe-written ZEO
+/// client's `var $(ZEO_TMP)` then loads, here and in the processes we
+/// start (zdrun reads the file again).
+///
+/// Call it first thing in `main`, before any thread starts.
+pub fn provide_zeo_tmp() {
+    if std::env::var_os(ZEO_TMP).is_none() {
+        // SAFETY: called at the start of main, before any thread exists,
+        // so no one reads the environment while it changes.
+        unsafe { std::env::set_var(ZEO_TMP, temp_dir()) };
+    }
+}
+
 /// What an instance's zope.conf says of where it lives.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Instance {
@@ -157,20 +171,40 @@ fn absolute(p: &str, base: &Path) -> PathBuf {
 
 /// `config` with its runner completed as bin/instance would run the
 /// instance (see the module header); a file that is not a zope.conf is
-/// returned unchanged. `reach`: for an action that only talks to a
-/// running manager, so a Python that cannot be found is no error.
-pub fn complete(config: &Config, base: &Path, reach: bool) -> Result<Config, String> {
+/// returned unchanged, and so is one without `instancehome` whose program
+/// is given (`program_given`: by a site's `<program>`; or its runner's):
+/// a database config a site node names only for its ZEO addresses.
+/// `reach`: for an action that only talks to a running manager, so a
+/// Python that cannot be found is no error.
+pub fn complete(
+    config: &Config,
+    base: &Path,
+    reach: bool,
+    program_given: bool,
+) -> Result<Config, String> {
     if config.kind != Kind::Zope {
         return Ok(config.clone());
     }
-    let instance = Instance::of(config, base)?;
+    let program_given = program_given
+        || config
+            .runner
+            .as_ref()
+            .is_some_and(|r| !r.program.is_empty());
+    let instance = match Instance::of(config, base) {
+        Ok(i) => i,
+        Err(_) if program_given => return Ok(config.clone()),
+        Err(e) => return Err(e),
+    };
     let mut c = config.clone();
     let r = c
         .runner
         .get_or_insert_with(|| config::Runner::new(Vec::new()));
     let wsgi = instance.wsgi_file();
-    if r.program.is_empty() {
-        let Some(wsgi) = &wsgi else {
+    if !program_given {
+        let Some(wsgi) = wsgi.clone().or_else(|| {
+            // Only the program's name is needed to talk to zdrun.
+            reach.then(|| instance.home.join("etc").join("wsgi.ini"))
+        }) else {
             return Err(format!(
                 "no program: the Zope instance in {} has neither etc/wsgi.ini nor \
                  etc/zope.ini; give the runner a program",
@@ -186,7 +220,7 @@ pub fn complete(config: &Config, base: &Path, reach: bool) -> Result<Config, Str
         r.program = python;
         r.program
             .extend(["-m".to_string(), "Zope2.Startup.serve".to_string()]);
-        r.program.push(lossy(wsgi));
+        r.program.push(lossy(&wsgi));
     }
     if r.origins.given("socket-name").is_none() {
         r.socket_name = lossy(&instance.clienthome.join("zopectlsock"));
