@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::oracle_python;
@@ -167,6 +167,25 @@ fn get(port: u16, path: &str, auth: Option<&str>) -> Option<(u16, String)> {
     Some((code, body))
 }
 
+/// A child killed if the test ends before it does.
+struct Bg(Option<std::process::Child>);
+
+impl Bg {
+    fn wait(mut self) -> Output {
+        let child = self.0.take().expect("a child");
+        child.wait_with_output().expect("wait")
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 fn pid_in(out: &str) -> i32 {
     out.rsplit("pid=")
         .next()
@@ -281,6 +300,53 @@ fn zopectl_runs_a_mkwsgiinstance_instance_from_its_zope_conf_alone() {
     assert!(stdout(&o).contains("User bob created."), "{}", stdout(&o));
     let o = z.zopectl(&["adduser", "bob"]);
     assert_eq!(o.status.code(), Some(2));
+
+    // `debug`: an interactive Python with `app`, here reading stdin.
+    let mut debug = Command::new(z.dir.path().join("zopectl"))
+        .current_dir(&home)
+        .env("PATH", z.path_var())
+        .args(["-C", "etc/zope.conf", "debug"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = debug.stdin.take().unwrap();
+    stdin
+        .write_all(b"print('debug sees', bytes(app.note.data).decode())\n")
+        .unwrap();
+    drop(stdin);
+    let o = Bg(Some(debug)).wait();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("debug sees written by run"),
+        "{}",
+        stdout(&o)
+    );
+
+    // `console`: the program itself in the foreground, in zopectl's place.
+    let console = Command::new(z.dir.path().join("zopectl"))
+        .current_dir(&home)
+        .env("PATH", z.path_var())
+        .args(["-C", "etc/zope.conf", "console"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let console_pid = console.id() as i32;
+    let console = Bg(Some(console));
+    wait_for("the console's Zope to answer", || {
+        get(z.port, "/", None).is_some_and(|(code, _)| code == 200)
+    });
+    let cmdline = std::fs::read(format!("/proc/{console_pid}/cmdline")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("Zope2.Startup.serve"),
+        "zopectl was replaced by the program"
+    );
+    kill(console_pid, 15);
+    let o = console.wait();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(o.status.signal(), Some(15));
 
     // Started again, Zope serves what `run` wrote, and knows bob.
     let o = z.zopectl(&["start"]);
