@@ -30,6 +30,8 @@ fn free_port() -> u16 {
 /// zdctl beside it. Managers and programs seen are killed on drop.
 struct Instance {
     dir: tempfile::TempDir,
+    /// The instance home, relative to `dir`.
+    rel: &'static str,
     bin: PathBuf,
     port: u16,
     /// Control sockets of the managers this test may have started.
@@ -40,10 +42,15 @@ struct Instance {
 
 impl Instance {
     fn new() -> Instance {
+        Instance::at("instance")
+    }
+
+    /// The instance made at `rel` in the temporary directory.
+    fn at(rel: &'static str) -> Instance {
         let python = oracle_python();
         let bin = python.parent().expect("venv bin").to_path_buf();
         let dir = tempfile::tempdir().expect("temp dir");
-        let home = dir.path().join("instance");
+        let home = dir.path().join(rel);
         let o = Command::new(bin.join("mkwsgiinstance"))
             .arg("-d")
             .arg(&home)
@@ -61,6 +68,7 @@ impl Instance {
             .expect("link");
         let instance = Instance {
             dir,
+            rel,
             bin,
             port,
             sockets: RefCell::new(Vec::new()),
@@ -71,7 +79,7 @@ impl Instance {
     }
 
     fn home(&self) -> PathBuf {
-        self.dir.path().join("instance")
+        self.dir.path().join(self.rel)
     }
 
     fn track(&self, sock: &Path) {
@@ -455,8 +463,15 @@ fn a_zeo_server_and_the_instance_run_as_one_site() {
 /// bin/instance does, and `run` uses it too.
 #[test]
 fn a_buildout_parts_interpreter_and_wsgi_ini_are_found() {
-    let z = Instance::new();
+    let z = Instance::at("parts/instance");
     let home = z.home();
+    // bin/instance loads the buildout's .env: the program gets what
+    // python-dotenv reads from it.
+    let dotenv = z.write(
+        ".env",
+        "# site settings\nexport ZDRS_A=1\nZDRS_B = 'one ${ZDRS_A}'\n\
+         ZDRS_C=\"two\\nlines\"\nZDRS_D=${ZDRS_A}/x #note\nZDRS_E=${ZDRS_UNSET:-dflt}\n",
+    );
     std::fs::rename(home.join("etc/zope.ini"), home.join("etc/wsgi.ini")).unwrap();
     let python = z.bin.join("python");
     let o = Command::new(&python)
@@ -493,6 +508,27 @@ fn a_buildout_parts_interpreter_and_wsgi_ini_are_found() {
         )),
         "{cmdline}"
     );
+    let o = Command::new(&python)
+        .arg("-c")
+        .arg(
+            "import sys, dotenv\n\
+             for k, v in dotenv.dotenv_values(sys.argv[1]).items(): print(f'{k}={v!r}')\n",
+        )
+        .arg(&dotenv)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let theirs = stdout(&o);
+    let ours: String = environ(pid)
+        .iter()
+        .filter(|e| e.starts_with("ZDRS_"))
+        .map(|e| {
+            let (k, v) = e.split_once('=').unwrap();
+            let v = v.replace('\n', "\\n");
+            format!("{k}='{v}'\n")
+        })
+        .collect();
+    assert_eq!(ours, theirs);
     let o = z.zopectl(&["stop"]);
     assert_eq!(o.status.code(), Some(0));
     wait_for("Zope gone", || !alive(pid));

@@ -96,13 +96,44 @@ impl Instance {
     }
 
     /// The environment the instance's processes get, as bin/instance
-    /// gives it (and as Zope itself sets once configured).
+    /// gives it (and as Zope itself sets once configured): the variables
+    /// of the buildout's `.env` (and `.env.$PLONE_ENV`) we do not have
+    /// already, then `INSTANCE_HOME`, `CLIENT_HOME`, `ZEO_TMP`.
     pub fn environment(&self) -> Vec<(String, String)> {
-        vec![
-            ("INSTANCE_HOME".into(), lossy(&self.home)),
-            ("CLIENT_HOME".into(), lossy(&self.clienthome)),
-            (ZEO_TMP.into(), zeo_tmp()),
-        ]
+        let mut env = self.dotenv();
+        for (k, v) in [
+            ("INSTANCE_HOME", lossy(&self.home)),
+            ("CLIENT_HOME", lossy(&self.clienthome)),
+            (ZEO_TMP, zeo_tmp()),
+        ] {
+            env.retain(|(old, _)| old != k);
+            env.push((k.to_string(), v));
+        }
+        env
+    }
+
+    /// bin/instance loads `instancehome/../../.env` (the buildout's
+    /// directory, for a part in `parts/`), then `.env.$PLONE_ENV`, into
+    /// its environment without overriding what is set (python-dotenv's
+    /// `load_dotenv`).
+    fn dotenv(&self) -> Vec<(String, String)> {
+        let dir = self.home.join("..").join("..");
+        let mut files = vec![dir.join(".env")];
+        if let Some(name) = std::env::var("PLONE_ENV").ok().filter(|n| !n.is_empty()) {
+            files.push(dir.join(format!(".env.{name}")));
+        }
+        let mut env: Vec<(String, String)> = Vec::new();
+        for f in files {
+            let Ok(text) = std::fs::read_to_string(&f) else {
+                continue;
+            };
+            for (k, v) in parse_dotenv(&text, &env) {
+                if std::env::var_os(&k).is_none() && !env.iter().any(|(old, _)| *old == k) {
+                    env.push((k, v));
+                }
+            }
+        }
+        env
     }
 
     /// The instance's Python, as the words that start it: `$PYTHON` (as
@@ -136,6 +167,87 @@ impl Instance {
             self.home.display()
         ))
     }
+}
+
+/// The `KEY=VALUE` lines of a dotenv file, as python-dotenv reads the
+/// common forms: `export ` before the key, `#` comments, values in single
+/// quotes, double quotes (with `\n`, `\"` and `\\`) or bare (up to ` #`),
+/// and `${NAME}` / `${NAME:-default}` in any of them (python-dotenv 1.x
+/// expands single-quoted values too) taken from our environment, else from
+/// the lines before (`earlier`, then this file's).
+fn parse_dotenv(text: &str, earlier: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim().to_string();
+        let value = value.trim();
+        let raw = if let Some(v) = value.strip_prefix('\'') {
+            v.split('\'').next().unwrap_or("").to_string()
+        } else if let Some(v) = value.strip_prefix('"') {
+            let mut s = String::new();
+            let mut chars = v.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => break,
+                    '\\' => match chars.next() {
+                        Some('n') => s.push('\n'),
+                        Some(c) => s.push(c),
+                        None => break,
+                    },
+                    c => s.push(c),
+                }
+            }
+            s
+        } else {
+            value.split(" #").next().unwrap_or("").trim().to_string()
+        };
+        let lookup = |name: &str| {
+            std::env::var(name).ok().or_else(|| {
+                earlier
+                    .iter()
+                    .chain(&out)
+                    .rev()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            })
+        };
+        let value = expand(&raw, lookup);
+        out.push((key, value));
+    }
+    out
+}
+
+/// `${NAME}` and `${NAME:-default}` in `s`, looked up by `lookup`
+/// (unknown names are empty).
+fn expand(s: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        let Some(len) = rest[start..].find('}') else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        let inner = &rest[start + 2..start + len];
+        let (name, default) = match inner.split_once(":-") {
+            Some((n, d)) => (n, d),
+            None => (inner, ""),
+        };
+        out.push_str(
+            &lookup(name)
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default.to_string()),
+        );
+        rest = &rest[start + len + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The Python a console script runs with: a `python3`/`python` beside it
@@ -241,6 +353,8 @@ pub fn complete(
         r.logfile = from_wsgi.or(from_eventlog).map(|p| lossy(&p));
     }
     let mut env: IndexMap<String, String> = instance.environment().into_iter().collect();
+    // bin/instance starts zdrun so; Zope takes it as "run by a manager".
+    env.insert("ZMANAGED".into(), "1".into());
     for (k, v) in &config.environment {
         env.insert(k.clone(), v.clone());
     }
@@ -354,6 +468,28 @@ mod tests {
             Some("log/x.log")
         );
         assert_eq!(first_string_literal("(os.path.join('a'),)"), None);
+    }
+
+    #[test]
+    fn dotenv_lines() {
+        let earlier = [("BASE".to_string(), "/srv".to_string())];
+        let got = parse_dotenv(
+            "# comment\nexport A=1\nB = 'lit ${A}'\nC=\"two\\nlines\"\n\
+             D=${BASE}/x #note\nE=${ZDRS_NOT_SET_ANYWHERE:-dflt}\nnot a line\n",
+            &earlier,
+        );
+        let want = [
+            ("A", "1"),
+            ("B", "lit 1"),
+            ("C", "two\nlines"),
+            ("D", "/srv/x"),
+            ("E", "dflt"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]
