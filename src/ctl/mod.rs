@@ -30,6 +30,7 @@ mod logtail;
 mod show;
 mod site;
 mod usage;
+mod zope;
 
 /// Run the client; returns the process exit status.
 /// The name we were run as: `zeoctl` and `zopectl` are this program under
@@ -59,6 +60,11 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return ExitCode::from(command_line_error(&e, prog)),
     };
+    if prog != "zeoctl" {
+        // zopectl as bin/instance; zdctl because a site's nodes may be
+        // Zope instances.
+        crate::settings::zope::provide_zeo_tmp();
+    }
     if cli.config.is_none() && prog == "zopectl" {
         // Zope's zopectl finds the instance's zope.conf by itself.
         cli.config = std::env::var_os("CONFIG_FILE")
@@ -93,10 +99,16 @@ fn user_command(cli: &Cli, words: &[String], out: &mut dyn Write) -> std::io::Re
         return Ok(None);
     };
     let mut cmd = std::process::Command::new(program);
-    cmd.args(fixed)
-        .args(args)
-        .envs(&config.environment)
-        .envs(&c.environment);
+    cmd.args(fixed).args(args);
+    // A Zope instance's commands get what bin/instance gives its own.
+    if config.kind == config::Kind::Zope
+        && let Some(conf) = &cli.config
+        && let Some(dir) = std::env::current_dir()?.join(conf).parent()
+        && let Ok(instance) = crate::settings::zope::Instance::of(&config, dir)
+    {
+        cmd.envs(instance.environment());
+    }
+    cmd.envs(&config.environment).envs(&c.environment);
     if let Some(dir) = &c.directory {
         cmd.current_dir(dir);
     }
@@ -291,6 +303,9 @@ fn run_command(
         }
         Command::Other(words) => {
             if let Some(status) = user_command(cli, words, out)? {
+                return Ok(status);
+            }
+            if let Some(status) = zope::builtin(cli, words, out, err)? {
                 return Ok(status);
             }
             writeln!(out, "*** Unknown syntax: {}", words.join(" "))?;

@@ -5,6 +5,7 @@
 
 mod checks;
 pub mod record;
+pub mod zope;
 
 use std::path::{Path, PathBuf};
 
@@ -166,9 +167,18 @@ impl Settings {
     }
 
     fn build(config: &Config, bases: &Bases, reach: bool) -> Result<Settings, String> {
+        // A zope.conf runs as its instance's bin/instance would run it.
+        let completed;
+        let config = if config.kind == Kind::Zope {
+            completed =
+                zope::complete(config, bases.config_dir.unwrap_or(bases.cwd), reach, false)?;
+            &completed
+        } else {
+            config
+        };
         let mut problems = Problems::default();
         let settings = if config.kind == Kind::Site {
-            Self::site(config, bases, &mut problems)?
+            Self::site(config, bases, reach, &mut problems)?
         } else {
             let Some(r) = config.runner.as_ref().filter(|r| !r.program.is_empty()) else {
                 return Err("no program specified; use -p or -C".into());
@@ -272,7 +282,7 @@ impl Settings {
             default_to_interactive: r.default_to_interactive,
             prompt: r.prompt.clone(),
             environment: node.environment.clone(),
-            eventlog: effective_eventlog(config).cloned().map(|mut log| {
+            eventlog: zdrun_eventlog(config).cloned().map(|mut log| {
                 // Absolute now, so a reopen or reload after zdrun changed
                 // directory finds the same files.
                 for h in &mut log.handlers {
@@ -293,14 +303,19 @@ impl Settings {
     }
 
     /// A site: the runner configures the supervisor, each `<program>` a node.
-    fn site(config: &Config, bases: &Bases, problems: &mut Problems) -> Result<Settings, String> {
+    fn site(
+        config: &Config,
+        bases: &Bases,
+        reach: bool,
+        problems: &mut Problems,
+    ) -> Result<Settings, String> {
         // The runner holds the supervisor's own settings (no program).
         let default = config::Runner::new(Vec::new());
         let mut s = Self::from_runner(config, config.runner.as_ref().unwrap_or(&default), bases);
         let mut nodes = Vec::with_capacity(config.programs.len());
         let mut connects = Vec::with_capacity(config.programs.len());
         for p in &config.programs {
-            let (node, to) = node_of(p, config, s.directory.as_deref(), bases, problems)?;
+            let (node, to) = node_of(p, config, s.directory.as_deref(), bases, reach, problems)?;
             nodes.push(node);
             connects.push(to);
         }
@@ -366,6 +381,17 @@ fn is_python_zdrun(path: &str) -> bool {
         .is_some_and(|e| e == "py" || e == "pyc")
 }
 
+/// The event log zdrun writes: the runner's own `<eventlog>`; in a
+/// zope.conf only that one, since the top-level `<eventlog>` is Zope's
+/// (Zope's zopectl and bin/instance keep zdrun out of it too).
+fn zdrun_eventlog(config: &Config) -> Option<&EventLog> {
+    if config.kind == Kind::Zope {
+        config.runner.as_ref().and_then(|r| r.eventlog.as_ref())
+    } else {
+        effective_eventlog(config)
+    }
+}
+
 fn source_prefix(source: &str) -> String {
     if source.is_empty() {
         String::new()
@@ -383,18 +409,25 @@ fn node_of(
     site: &Config,
     site_directory: Option<&Path>,
     bases: &Bases,
+    reach: bool,
     problems: &mut Problems,
 ) -> Result<(NodeSettings, Vec<SocketAddress>), String> {
     let own = match &p.config {
-        Some(path) => Some(
-            config::load_file(&bases.resolve(path, p.origins.given("config"))).map_err(|e| {
+        Some(path) => {
+            let file = bases.resolve(path, p.origins.given("config"));
+            let in_config = |e: &dyn std::fmt::Display| {
                 format!(
                     "{}in the config of program {}:\n{e}",
                     source_prefix(&p.source),
                     p.name
                 )
-            })?,
-        ),
+            };
+            let loaded = config::load_file(&file).map_err(|e| in_config(&e))?;
+            // A zope.conf node runs as its bin/instance would run it.
+            let dir = file.parent().unwrap_or(bases.cwd);
+            let given = p.program.is_some();
+            Some(zope::complete(&loaded, dir, reach, given).map_err(|e| in_config(&e))?)
+        }
         None => None,
     };
     let defaults = config::Runner::new(Vec::new());

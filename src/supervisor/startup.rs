@@ -16,6 +16,8 @@ pub fn main() -> i32 {
     // Descriptors the caller left open (`zdctl start 7>file`) are neither
     // zdrun's nor its programs'.
     close_inherited_fds();
+    // As zopectl: a site's Zope nodes may say `var $(ZEO_TMP)`.
+    crate::settings::zope::provide_zeo_tmp();
     let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return i32::from(crate::cli::command_line_error(&e, "zdrun")),
