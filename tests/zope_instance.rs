@@ -295,6 +295,37 @@ fn zopectl_runs_a_mkwsgiinstance_instance_from_its_zope_conf_alone() {
         "{}",
         stdout(&o)
     );
+    // At the prompt, `run` comes back to the prompt.
+    let mut child = Command::new(z.dir.path().join("zopectl"))
+        .current_dir(z.home())
+        .env("PATH", z.path_var())
+        .env_remove("PYTHON")
+        .env_remove("INSTANCE_HOME")
+        .env_remove("CONFIG_FILE")
+        .env_remove("ZEO_TMP")
+        .args(["-C", "etc/zope.conf"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("zopectl runs");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "run {}\nstatus", read.display()).expect("write to the prompt");
+    }
+    let o = child.wait_with_output().expect("the prompt ends");
+    let text = stdout(&o);
+    let ran = text.find("note: written by run");
+    // status answered after it, whatever the state at this point.
+    let status = text
+        .rfind("program running; pid=")
+        .or_else(|| text.rfind("daemon manager not running"));
+    assert!(
+        matches!((ran, status), (Some(r), Some(s)) if r < s),
+        "{text}{}",
+        stderr(&o)
+    );
     // A failing script fails the command (a cron job sees it).
     let bad = z.write("bad.py", "raise RuntimeError('no')\n");
     let o = z.zopectl(&["run", bad.to_str().unwrap()]);

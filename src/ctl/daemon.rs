@@ -365,6 +365,8 @@ pub fn interactive(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::
     // memory, as zdaemon's prompt does with readline); piped input is
     // read as it comes.
     let mut editor = LineEditor::for_terminal();
+    // Commands that would replace zdctl run as its children instead.
+    super::AT_PROMPT.store(true, std::sync::atomic::Ordering::Relaxed);
     loop {
         // A manager started from this prompt is our child once in the
         // background; do not leave it a zombie when it ends.
@@ -1104,10 +1106,10 @@ impl Ctl<'_> {
 }
 
 /// Ignore SIGINT while a foreground program runs, restoring it after.
-struct IgnoreInterrupt(Option<nix::sys::signal::SigHandler>);
+pub(super) struct IgnoreInterrupt(Option<nix::sys::signal::SigHandler>);
 
 impl IgnoreInterrupt {
-    fn new() -> IgnoreInterrupt {
+    pub(super) fn new() -> IgnoreInterrupt {
         use nix::sys::signal::{SigHandler, Signal, signal};
         // SAFETY: SIG_IGN installs no handler code; nothing can race it.
         let old = unsafe { signal(Signal::SIGINT, SigHandler::SigIgn) }.ok();

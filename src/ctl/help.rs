@@ -22,6 +22,14 @@ pub fn topic(name: &str) -> Option<&'static [&'static str]> {
             "              The default signal is SIGTERM.",
         ],
         "wait" => &["wait -- Wait for the daemon process to exit."],
+        // zopectl's, for a zope.conf (bin/instance's commands).
+        "run" => &[
+            "run <script> [args] -- run a Python script with the Zope environment",
+            "                       set up; `app` is the root object.",
+        ],
+        "debug" => &["debug -- an interactive Python with `app` bound to the Zope root."],
+        "console" => &["console -- run the program in the foreground, as bin/instance does."],
+        "adduser" => &["adduser <name> <password> -- add a Zope management user."],
         "show" => &[
             "show options -- show zdctl options",
             "show python -- show Python version and details",

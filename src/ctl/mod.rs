@@ -32,6 +32,11 @@ mod site;
 mod usage;
 mod zope;
 
+/// Set while the interactive prompt runs: a command that would take
+/// zdctl's place (zopectl's `run`, `debug`, ...) runs as a child and the
+/// prompt comes back.
+static AT_PROMPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Run the client; returns the process exit status.
 /// The name we were run as: `zeoctl` and `zopectl` are this program under
 /// other names (links), and speak of themselves by those names.

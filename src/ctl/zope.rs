@@ -98,12 +98,33 @@ pub(super) fn builtin(
     }
     cmd.arg("-c").arg(code).envs(instance.environment());
     out.flush()?;
+    replace_with(cmd, Path::new(&python[0]), err)
+}
+
+/// Become `cmd` (its exit status, signals and terminal are the
+/// command's); at the interactive prompt, run it and come back.
+fn replace_with(
+    mut cmd: std::process::Command,
+    program: &Path,
+    err: &mut dyn Write,
+) -> std::io::Result<Option<u8>> {
+    if super::AT_PROMPT.load(std::sync::atomic::Ordering::Relaxed) {
+        // ^C is the command's, not the prompt's.
+        let _ignore = super::daemon::IgnoreInterrupt::new();
+        return match cmd.status() {
+            Ok(status) => {
+                use std::os::unix::process::ExitStatusExt;
+                let code = status.code().or_else(|| status.signal().map(|s| 128 + s));
+                Ok(Some(code.unwrap_or(1) as u8))
+            }
+            Err(e) => {
+                writeln!(err, "{}", crate::pyrepr::io_error(&e, program))?;
+                Ok(Some(EXIT_CHECK_FAILED))
+            }
+        };
+    }
     let e = cmd.exec();
-    writeln!(
-        err,
-        "{}",
-        crate::pyrepr::io_error(&e, Path::new(&python[0]))
-    )?;
+    writeln!(err, "{}", crate::pyrepr::io_error(&e, program))?;
     Ok(Some(EXIT_CHECK_FAILED))
 }
 
@@ -127,9 +148,7 @@ fn console(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Resu
         cmd.current_dir(dir);
     }
     out.flush()?;
-    let e = cmd.exec();
-    writeln!(err, "{}", crate::pyrepr::io_error(&e, Path::new(program)))?;
-    Ok(Some(EXIT_CHECK_FAILED))
+    replace_with(cmd, Path::new(program), err)
 }
 
 fn python(config: &Config, instance: &Instance) -> Result<Vec<String>, String> {
