@@ -441,6 +441,31 @@ fn a_zeoclient_server_address_orders_the_client_after_the_server() {
 }
 
 #[test]
+fn a_zeoclient_inside_a_zlibstorage_orders_the_client_too() {
+    let site = Site::new();
+    let port = free_port();
+    zeo_site(&site, port);
+    fs::write(
+        site.path("client.conf"),
+        format!(
+            "%import zc.zlibstorage\n<zodb_db main>\n  <zlibstorage>\n    <zeoclient>\n      \
+             server localhost:{port}\n    </zeoclient>\n  </zlibstorage>\n  \
+             mount-point /\n</zodb_db>\n"
+        ),
+    )
+    .expect("write client.conf");
+    let o = site.zdctl(&["check"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    launch(&site);
+    wait_for("the server spawned", || pid(&site, "zeo") != 0);
+    let o = site.zdctl(&["status", "--json"]);
+    let json: Value = serde_json::from_str(&stdout(&o)).expect("status --json");
+    assert_eq!(node(&json, "client")["after"], serde_json::json!(["zeo"]));
+    fs::write(site.path("open"), "").expect("open");
+    wait_running(&site, &["zeo", "client"]);
+}
+
+#[test]
 fn a_killed_storage_server_is_restarted_and_clients_keep_running() {
     let site = Site::new();
     let port = free_port();

@@ -554,12 +554,10 @@ fn collect_servers(st: &Storage, out: &mut Vec<SocketAddress>) {
     match st {
         Storage::Zeoclient(z) => out.extend(z.server.iter().cloned()),
         Storage::Clientstorage(c) => out.extend(c.server.iter().cloned()),
-        Storage::Demostorage(d) => d.factories.iter().for_each(|f| collect_servers(f, out)),
-        Storage::Blobstorage(b) => {
-            if let Some(base) = &b.base {
-                collect_servers(base, out);
-            }
-        }
-        _ => {}
+        // Wrappers (blob, demo, zlib, ...) reach servers through their bases.
+        other => other
+            .bases()
+            .into_iter()
+            .for_each(|b| collect_servers(b, out)),
     }
 }
