@@ -22,14 +22,6 @@ pub fn topic(name: &str) -> Option<&'static [&'static str]> {
             "              The default signal is SIGTERM.",
         ],
         "wait" => &["wait -- Wait for the daemon process to exit."],
-        // zopectl's, for a zope.conf (bin/instance's commands).
-        "run" => &[
-            "run <script> [args] -- run a Python script with the Zope environment",
-            "                       set up; `app` is the root object.",
-        ],
-        "debug" => &["debug -- an interactive Python with `app` bound to the Zope root."],
-        "console" => &["console -- run the program in the foreground, as bin/instance does."],
-        "adduser" => &["adduser <name> <password> -- add a Zope management user."],
         "show" => &[
             "show options -- show zdctl options",
             "show python -- show Python version and details",
@@ -99,6 +91,21 @@ pub fn site_topic(name: &str) -> Option<&'static [&'static str]> {
         ],
         "fg" | "foreground" => &["In a site: fg NAME [args] -- run node NAME in the foreground."],
         "show" => &["In a site: one block per node with its resolved settings."],
+        _ => return None,
+    })
+}
+
+/// zopectl's commands for a zope.conf (bin/instance's); a `<command>` of
+/// the same name, which runs in their place, has its own help.
+pub fn zope_topic(name: &str) -> Option<&'static [&'static str]> {
+    Some(match name {
+        "run" => &[
+            "run <script> [args] -- run a Python script with the Zope environment",
+            "                       set up; `app` is the root object.",
+        ],
+        "debug" => &["debug -- an interactive Python with `app` bound to the Zope root."],
+        "console" => &["console -- run the program in the foreground, as bin/instance does."],
+        "adduser" => &["adduser <name> <password> -- add a Zope management user."],
         _ => return None,
     })
 }

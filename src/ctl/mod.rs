@@ -301,7 +301,14 @@ fn run_command(
                             .as_deref()
                             .unwrap_or("Run a command of this configuration.")
                     )?,
-                    (None, None) => writeln!(out, "*** No help on {t}")?,
+                    (None, None) => match help::zope_topic(t) {
+                        Some(lines) => {
+                            for l in lines {
+                                writeln!(out, "{l}")?;
+                            }
+                        }
+                        None => writeln!(out, "*** No help on {t}")?,
+                    },
                 },
             }
             Ok(EXIT_OK)
