@@ -32,7 +32,6 @@ pub struct ZopeConf {
     pub clienthome: String,
     pub debug_mode: bool,
     pub debug_exceptions: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
     /// `us` or `international`, lower-cased.
     pub datetime_format: String,
@@ -53,11 +52,9 @@ pub struct ZopeConf {
     pub webdav_source_port: i64,
     pub enable_ms_public_header: bool,
     pub enable_xmlrpc: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub dos_protection: Option<DosProtection>,
     /// `<product-config NAME>`: each product's keys (lower-cased) and
     /// values, by section name.
-    #[serde(skip_serializing_if = "IndexMap::is_empty")]
     pub product_config: IndexMap<String, IndexMap<String, String>>,
 }
 
@@ -95,8 +92,6 @@ impl Default for ZopeConf {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct DosProtection {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub section_name: Option<String>,
     pub form_memory_limit: i64,
     pub form_disk_limit: i64,
     pub form_memfile_limit: i64,
@@ -106,7 +101,6 @@ pub struct DosProtection {
 impl Default for DosProtection {
     fn default() -> Self {
         DosProtection {
-            section_name: None,
             form_memory_limit: 1 << 20,
             form_disk_limit: 1 << 30,
             form_memfile_limit: 4 << 10,
@@ -485,8 +479,8 @@ fn dos_protection(s: &RawSection, cx: &mut Cx) -> DosProtection {
     let r = Reader::new(s, cx.values_of(s), KEYS, &mut cx.errors);
     match_sections(s, &[], cx, None);
     let e = &mut cx.errors;
+    // Its name, allowed, means nothing to Zope.
     DosProtection {
-        section_name: s.name.as_deref().map(str::to_owned),
         form_memory_limit: r.or("form-memory-limit", "1MB", dt::byte_size, e),
         form_disk_limit: r.or("form-disk-limit", "1GB", dt::byte_size, e),
         form_memfile_limit: r.or("form-memfile-limit", "4KB", dt::byte_size, e),
