@@ -58,10 +58,13 @@ const ZOPE_KEYS: &[&str] = &[
     "instancehome",
     "clienthome",
     "debug-mode",
+    "debug-exceptions",
     "zserver-threads",
     "python-check-interval",
     "http-realm",
     "default-zpublisher-encoding",
+    "security-policy-implementation",
+    "verbose-security",
     "products",
     "path",
     "enable-product-installation",
@@ -76,6 +79,8 @@ pub fn detect_kind(doc: &Document) -> Kind {
     } else if has("zeo") {
         Kind::Zeo
     } else if has("zodb_db")
+        || has("product-config")
+        || has("dos_protection")
         || doc
             .values_of(root)
             .iter()

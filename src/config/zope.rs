@@ -161,6 +161,28 @@ fn not_in_wsgi_schema(t: &str) -> Option<&'static str> {
     })
 }
 
+/// Keys of older Zopes' schemas (ZServer's zopeschema.xml) that Zope's
+/// WSGI schema dropped; recipe templates for Zope 4 still write them.
+const OLDER_KEYS: &[&str] = &[
+    "products",
+    "path",
+    "zserver-threads",
+    "lock-filename",
+    "effective-user",
+    "port-base",
+    "ip-address",
+    "enable-product-installation",
+    "http-header-max-length",
+    "mime-types",
+    "zserver-read-only-mode",
+    "large-file-threshold",
+    "maximum-number-of-session-objects",
+    "session-timeout-minutes",
+    "session-resolution-seconds",
+    "publisher-profile-file",
+    "conflict-error-log-level",
+];
+
 /// `existing-directory`.
 fn existing_directory(s: &str) -> Conv<String> {
     let p = dt::expand_user(s);
@@ -294,7 +316,21 @@ fn virtual_path(point: &str) -> &str {
 
 /// The Kind::Zope top level.
 pub(super) fn top_level(root: &RawSection, config: &mut Config, cx: &mut Cx) {
+    let before = cx.errors.list.len();
     let r = Reader::new(root, cx.values_of(root), KEYS, &mut cx.errors);
+    for error in &mut cx.errors.list[before..] {
+        if let ErrorKind::UnknownKey {
+            key,
+            suggestion: None,
+        } = &error.kind
+            && OLDER_KEYS.contains(&key.to_ascii_lowercase().as_str())
+        {
+            error.kind = ErrorKind::Invalid(format!(
+                "{} is not a known key name (an older Zope's key: Zope's WSGI schema has none)",
+                repr_str(key)
+            ));
+        }
+    }
     // Relative paths are checked from the directory of the file they are
     // written in, as the runner's are.
     let dir = |key| r.dir_of(key, &cx.errors);
