@@ -342,7 +342,10 @@ fn zdctl_check_accepts_exactly_what_zope_accepts() {
         mismatches.join("\n")
     );
     // The cases are meant to test both verdicts.
-    assert!(refused > 20 && refused + 10 < files.len(), "{refused} refused");
+    assert!(
+        refused > 20 && refused + 10 < files.len(),
+        "{refused} refused"
+    );
 }
 
 /// What an admin reads: the file's line, and the key meant.

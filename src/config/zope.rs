@@ -137,12 +137,7 @@ const KEYS: &[(&str, Occurs)] = &[
 /// Section types a zope.conf may hold at its top: the schema's own and the
 /// storages `%import ZODB` (and tempstorage, which the schema imports when
 /// installed) bring, for did-you-mean.
-const SECTION_TYPES: &[&str] = &[
-    "environment",
-    "zodb_db",
-    "product-config",
-    "dos_protection",
-];
+const SECTION_TYPES: &[&str] = &["environment", "zodb_db", "product-config", "dos_protection"];
 
 /// Where the settings of sections Zope 6 does not know have gone.
 fn not_in_wsgi_schema(t: &str) -> Option<&'static str> {
@@ -150,7 +145,11 @@ fn not_in_wsgi_schema(t: &str) -> Option<&'static str> {
         "eventlog" | "logger" => {
             "Zope 4's ZServer setting; Zope's WSGI logging is set in wsgi.ini or zope.ini"
         }
-        "http-server" | "ftp-server" | "webdav-source-server" | "icp-server" | "fast-cgi"
+        "http-server"
+        | "ftp-server"
+        | "webdav-source-server"
+        | "icp-server"
+        | "fast-cgi"
         | "clock-server" => "Zope 4's ZServer server; the WSGI server is set in wsgi.ini",
         "warnfilter" => "Zope 4's ZServer setting; Zope 6 has no warning filters",
         "runner" | "command" => {
@@ -253,7 +252,8 @@ fn ipaddr_or_hostname(s: &str) -> Conv<String> {
                 && o.parse::<u16>().is_ok_and(|n| n <= 255)
         });
     let hostname = || {
-        b.first().filter(|c| c.is_ascii_alphabetic() || **c == b'_')?;
+        b.first()
+            .filter(|c| c.is_ascii_alphabetic() || **c == b'_')?;
         let run = 1 + b[1..]
             .iter()
             .take_while(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
@@ -334,7 +334,8 @@ pub(super) fn top_level(root: &RawSection, config: &mut Config, cx: &mut Cx) {
     // Relative paths are checked from the directory of the file they are
     // written in, as the runner's are.
     let dir = |key| r.dir_of(key, &cx.errors);
-    let (home_dir, client_dir, pid_dir) = (dir("instancehome"), dir("clienthome"), dir("pid-filename"));
+    let (home_dir, client_dir, pid_dir) =
+        (dir("instancehome"), dir("clienthome"), dir("pid-filename"));
     let slots = [
         slot(&["environment"], Once),
         slot(&["zodb_db"], Many),
