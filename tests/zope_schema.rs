@@ -402,6 +402,11 @@ fn show_keeps_the_typed_zope_conf() {
     assert_eq!(z["dos-protection"]["form-memory-limit"], 4 << 20);
     assert_eq!(z["dos-protection"]["form-disk-limit"], 1 << 30);
     assert_eq!(z["product-config"]["mine"]["key"], "value");
+    let text = stdout(&run_zdctl(&["-C", &f, "show"]));
+    assert!(
+        text.contains(&format!("clienthome:   '{home}/var'\n")),
+        "{text}"
+    );
     let toml = run_zdctl(&["-C", &f, "show", "--format", "toml"]);
     assert_eq!(toml.status.code(), Some(0), "{}", stderr(&toml));
     let t = dir.path().join("zope.toml");
