@@ -1,6 +1,5 @@
 //! A zope.conf read with Zope's WSGI schema: the keys, sections, datatypes
-//! and defaults of `Zope2/Startup/wsgischema.xml` of Zope 6.3 (the same in
-//! Zope 5), plus what its root datatype (`root_wsgi_config`) checks when the
+//! and defaults of `Zope2/Startup/wsgischema.xml` of Zope 6.3, plus what its root datatype (`root_wsgi_config`) checks when the
 //! file is loaded. `<zodb_db>` storages are converted like every other
 //! storage section.
 //!
@@ -151,10 +150,10 @@ fn not_in_wsgi_schema(t: &str) -> Option<&'static str> {
         | "icp-server"
         | "fast-cgi"
         | "clock-server" => "Zope 4's ZServer server; the WSGI server is set in wsgi.ini",
-        "warnfilter" => "Zope 4's ZServer setting; Zope 6 has no warning filters",
+        "warnfilter" => "Zope 4's ZServer setting; the WSGI schema has none",
         "runner" | "command" => {
-            "Zope would not load this file; zopectl works out its runner from zope.conf, \
-             put zdaemon-rs settings in a runner config or on the command line"
+            "Zope would not load this file; give zdaemon-rs its settings in a runner config \
+             of their own or on the command line"
         }
         _ => return None,
     })
@@ -195,13 +194,8 @@ fn existing_directory(s: &str) -> Conv<String> {
 /// ZConfig's `locale`: one the system supports (Python's setlocale would
 /// take it).
 fn locale(s: &str) -> Conv<String> {
-    let unsupported = || {
-        format!(
-            "The specified locale \"{s}\" is not supported by your system.\n\
-             See your operating system documentation for more\n\
-             information on locale support."
-        )
-    };
+    // ZConfig's message, less its advice to read the system's manual.
+    let unsupported = || format!("The specified locale \"{s}\" is not supported by your system.");
     let name = std::ffi::CString::new(s).map_err(|_| unsupported())?;
     // SAFETY: `name` is a valid NUL-terminated string; newlocale with a
     // null base allocates a new locale object, which is freed at once.
