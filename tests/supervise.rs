@@ -593,7 +593,8 @@ fn unknown_action() {
     site.config("sleep 100", "", "");
     let o = site.zdctl(&["bogus"]);
     assert_eq!(stdout(&o), "*** Unknown syntax: bogus\n");
-    assert_eq!(o.status.code(), Some(0));
+    // zdaemon exits 0; a mistyped action must fail a script.
+    assert_eq!(o.status.code(), Some(2));
 }
 
 #[test]

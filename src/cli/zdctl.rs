@@ -133,8 +133,13 @@ pub enum Command {
     Reload,
     /// List the actions, or describe one.
     Help { topic: Option<String> },
-    /// Print the configuration after defaults and command-line options.
+    /// Print the configuration after defaults and command-line options
+    /// (`options`, the default), the Python the runner names (`python`),
+    /// or both (`all`), as zdaemon's show does.
     Show {
+        /// What to show.
+        #[arg(value_parser = ["options", "python", "all"])]
+        what: Option<String>,
         /// Print JSON (the canonical form scripts should read).
         #[arg(long)]
         json: bool,

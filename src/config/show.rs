@@ -220,6 +220,10 @@ fn runner_lines(r: &Runner) -> Vec<(String, String)> {
         ("umask".into(), umask),
         ("directory".into(), py_opt(&r.directory)),
         ("logfile".into(), py_opt(&r.logfile)),
-        ("transcript".into(), py_opt(&r.transcript)),
+        // zdaemon shows the default: the program's output is discarded.
+        (
+            "transcript".into(),
+            repr_str(r.transcript.as_deref().unwrap_or("/dev/null")),
+        ),
     ]
 }

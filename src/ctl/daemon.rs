@@ -135,6 +135,88 @@ fn uptime(s: &Status) -> f64 {
     }
 }
 
+/// How often `start` tries a readiness address.
+const READY_PROBE: Duration = Duration::from_millis(50);
+
+/// A program is ready once its address accepts a connection (asked every
+/// [`READY_PROBE`]), and then for a moment longer: a program that binds
+/// its address and ends at once is reported as ended, not started. Our
+/// zdrun tries the address itself and says in its `info` reply; a manager
+/// that does not answer `info` (Python zdaemon's) leaves the trying to us.
+/// Each try is a connection in the server's log, so there is one tryer.
+struct Readiness {
+    client: Client,
+    addr: crate::config::SocketAddress,
+    base: PathBuf,
+    next: Instant,
+    /// The pid the address answered for, and when.
+    pid: i32,
+    hold: Option<Instant>,
+}
+
+/// After the address answers, the pid must stay the same this long.
+const READY_HOLD: Duration = Duration::from_millis(100);
+
+impl Readiness {
+    /// Has the program with `pid` accepted a connection (and kept running
+    /// since)? Tries the address at most every [`READY_PROBE`].
+    fn passes(&mut self, pid: i32) -> bool {
+        if self.pid != pid {
+            self.pid = pid;
+            self.hold = None;
+        }
+        if let Some(at) = self.hold {
+            return at.elapsed() >= READY_HOLD;
+        }
+        if Instant::now() < self.next {
+            return false;
+        }
+        self.next = Instant::now() + READY_PROBE;
+        let ready = match self.managers_word(pid) {
+            Some(ready) => ready,
+            None => accepts(&self.addr, &self.base),
+        };
+        if ready {
+            self.hold = Some(Instant::now());
+        }
+        false
+    }
+}
+
+impl Readiness {
+    /// What the manager says of the readiness of `pid`; `None` when it
+    /// does not say (no JSON `info`, or about another pid).
+    fn managers_word(&self, pid: i32) -> Option<bool> {
+        let reply = self.client.send("info").ok()?;
+        let info: serde_json::Value = serde_json::from_str(&reply).ok()?;
+        if info.get("pid")?.as_i64()? != i64::from(pid) {
+            return None;
+        }
+        info.get("ready")?.as_bool()
+    }
+}
+
+/// Does `addr` accept a connection now? A relative socket path is taken
+/// from `base`.
+fn accepts(addr: &crate::config::SocketAddress, base: &Path) -> bool {
+    use crate::config::SocketAddress;
+    use std::net::ToSocketAddrs;
+    match addr {
+        SocketAddress::Unix(path) => {
+            std::os::unix::net::UnixStream::connect(base.join(path)).is_ok()
+        }
+        SocketAddress::Inet { host, port } => {
+            let host = if host.is_empty() { "127.0.0.1" } else { host };
+            let Ok(addrs) = (host, port.unwrap_or(0)).to_socket_addrs() else {
+                return false;
+            };
+            addrs.into_iter().any(|a| {
+                std::net::TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_ok()
+            })
+        }
+    }
+}
+
 /// `/dev/null`: the transcript of a program that has none.
 fn is_null(p: &Path) -> bool {
     p == Path::new("/dev/null")
@@ -780,6 +862,7 @@ impl Ctl<'_> {
     ) -> std::io::Result<Result<i32, u8>> {
         let timeout = self.s.start_timeout as f64;
         let mut started = 0;
+        let mut ready = self.readiness();
         let failed = self.wait_until(
             |s| {
                 let waited = t0.elapsed().as_secs_f64();
@@ -788,7 +871,15 @@ impl Ctl<'_> {
                 }
                 match s {
                     Some(s) if s.pid() != 0 && Some(s.pid()) != old && !s.view.testing => {
-                        if uptime(s) < STARTED_AFTER.as_secs_f64() && waited < timeout + 0.5 {
+                        // A program with a readiness test is started once
+                        // it passes: a ZEO server once it accepts
+                        // connections, whatever its uptime.
+                        if let Some(r) = &mut ready {
+                            if !r.passes(s.pid()) {
+                                return Wait::NotYet;
+                            }
+                        } else if uptime(s) < STARTED_AFTER.as_secs_f64() && waited < timeout + 0.5
+                        {
                             return Wait::NotYet;
                         }
                         started = s.pid();
@@ -802,6 +893,23 @@ impl Ctl<'_> {
         Ok(match failed {
             Some(code) => Err(code),
             None => Ok(started),
+        })
+    }
+
+    /// The readiness test of the program, if it has one: the address a
+    /// ZEO server listens on (see [`crate::settings::NodeSettings`]).
+    fn readiness(&self) -> Option<Readiness> {
+        let node = self.s.nodes.first()?;
+        let addr = node.ready_address.clone()?;
+        // A relative socket path is the server's, in its directory.
+        let base = node.directory.clone().unwrap_or_else(|| node.base.clone());
+        Some(Readiness {
+            client: self.client.clone(),
+            addr,
+            base,
+            next: Instant::now(),
+            pid: 0,
+            hold: None,
         })
     }
 

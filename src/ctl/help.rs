@@ -23,7 +23,9 @@ pub fn topic(name: &str) -> Option<&'static [&'static str]> {
         ],
         "wait" => &["wait -- Wait for the daemon process to exit."],
         "show" => &[
-            "show -- show zdctl options",
+            "show options -- show zdctl options",
+            "show python -- show Python version and details",
+            "show all -- show all of the above",
             "show --json -- the same as JSON; --format toml for TOML",
         ],
         "logreopen" => &[

@@ -248,13 +248,18 @@ fn run_command(
                 }
             }
         }
-        Command::Show { json, format, all } => {
+        Command::Show {
+            what,
+            json,
+            format,
+            all,
+        } => {
             let format = match (format, json) {
                 (Some(f), _) => *f,
                 (None, true) => ShowFormat::Json,
                 (None, false) => ShowFormat::Text,
             };
-            show::show(cli, format, *all, out, err)
+            show::show(cli, what.as_deref(), format, *all, out, err)
         }
         Command::Help { topic } => {
             let loaded = load(cli).ok();
@@ -289,7 +294,9 @@ fn run_command(
                 return Ok(status);
             }
             writeln!(out, "*** Unknown syntax: {}", words.join(" "))?;
-            Ok(EXIT_OK)
+            // zdaemon exits 0 here; a script must not think a mistyped
+            // action did its work. The prompt ignores the status.
+            Ok(EXIT_USAGE)
         }
         other => daemon::run(cli, other, out, err),
     }

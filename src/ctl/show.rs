@@ -15,11 +15,17 @@ use crate::settings::NodeSettings;
 
 pub(super) fn show(
     cli: &Cli,
+    what: Option<&str>,
     format: ShowFormat,
     all: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> std::io::Result<u8> {
+    let what = what.unwrap_or("options");
+    if what != "options" && format != ShowFormat::Text {
+        writeln!(err, "Error: show {what} prints text only")?;
+        return Ok(EXIT_USAGE);
+    }
     let config = match load(cli) {
         Ok(c) => c,
         Err(errors) => {
@@ -52,11 +58,21 @@ pub(super) fn show(
             };
         }
         ShowFormat::Text => {
-            let name = super::cli_config_name(cli);
-            out.write_all(config::show::text(&config, &name).as_bytes())?;
-            match site_nodes(cli, &config) {
-                Some(nodes) => out.write_all(nodes_text(&nodes).as_bytes())?,
-                None => out.write_all(written_nodes_text(&config).as_bytes())?,
+            if what != "python" {
+                let name = super::cli_config_name(cli);
+                let text = config::show::text(&config, &name);
+                let schema = schemafile(cli, &config);
+                out.write_all(with_schemafile(&text, &schema).as_bytes())?;
+                match site_nodes(cli, &config) {
+                    Some(nodes) => out.write_all(nodes_text(&nodes).as_bytes())?,
+                    None => out.write_all(written_nodes_text(&config).as_bytes())?,
+                }
+            }
+            if what == "all" {
+                writeln!(out)?;
+            }
+            if what != "options" {
+                return python_info(cli, &config, out, err);
             }
             return Ok(EXIT_OK);
         }
@@ -69,6 +85,106 @@ pub(super) fn show(
         }
     }
     Ok(EXIT_OK)
+}
+
+/// The schema `show` names, where zdaemon names its schema file: the one
+/// given with `-S`, else the Python package's schema that the file's kind
+/// follows (a site's is ours alone: none).
+fn schemafile(cli: &Cli, config: &Config) -> String {
+    if let Some(s) = &cli.schema {
+        return repr_str(s);
+    }
+    match config.kind {
+        Kind::Zdaemon => repr_str("zdaemon/schema.xml"),
+        Kind::Zeo => repr_str("ZEO/zeoctl.xml"),
+        Kind::Zodb => repr_str("ZODB/config.xml"),
+        Kind::Zope => repr_str("Zope2/Startup/wsgischema.xml"),
+        Kind::Site => "None".into(),
+    }
+}
+
+/// `text` with a `schemafile:` line first, as zdaemon lists it, in the
+/// column of the `configfile:` line that follows the heading.
+fn with_schemafile(text: &str, schema: &str) -> String {
+    let Some((head, rest)) = text.split_once('\n') else {
+        return text.to_string();
+    };
+    let Some(after) = rest.strip_prefix("configfile:") else {
+        return text.to_string();
+    };
+    let pad = after.len() - after.trim_start_matches(' ').len();
+    let width = "configfile:".len() + pad - 1;
+    format!("{head}\n{:<width$} {schema}\n{rest}", "schemafile:")
+}
+
+/// zdaemon's `show python`, for the Python the configuration runs: the
+/// runner's `python` (as mkzeoinstance writes it), else `python3` from
+/// `PATH`. The arguments and directory are this command's.
+fn python_info(
+    cli: &Cli,
+    config: &Config,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<u8> {
+    // As zdaemon lays it out; the first path entry, '' under -c, is the
+    // directory (as under `python -m zdaemon.zdctl`).
+    const SCRIPT: &str = r#"
+import os, sys
+path = list(sys.path)
+if path and path[0] == "":
+    path[0] = os.getcwd()
+print("Python info:")
+print("Version:     ", sys.version.replace("\n", "\n" + " " * 14))
+print("Platform:    ", sys.platform)
+print("Executable:  ", repr(sys.executable))
+print("Arguments:   ", repr(sys.argv[1:]))
+print("Directory:   ", repr(os.getcwd()))
+print("Path:")
+for entry in path:
+    print("    " + repr(entry))
+"#;
+    let python = match config.runner.as_ref().and_then(|r| r.python.as_deref()) {
+        Some(p) if !p.starts_with('/') && p.contains('/') => {
+            // A relative `python` is taken from the file's directory.
+            let dir = cli
+                .config
+                .as_deref()
+                .and_then(std::path::Path::parent)
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default();
+            dir.join(p)
+        }
+        Some(p) => std::path::PathBuf::from(p),
+        None => std::path::PathBuf::from("python3"),
+    };
+    out.flush()?;
+    let ran = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(SCRIPT)
+        .args(std::env::args_os())
+        .stdin(std::process::Stdio::null())
+        .output();
+    match ran {
+        Ok(o) if o.status.success() => {
+            out.write_all(&o.stdout)?;
+            Ok(EXIT_OK)
+        }
+        Ok(o) => {
+            out.write_all(&o.stdout)?;
+            err.write_all(&o.stderr)?;
+            writeln!(err, "Error: {} failed ({})", python.display(), o.status)?;
+            Ok(super::EXIT_CHECK_FAILED)
+        }
+        Err(e) => {
+            writeln!(
+                err,
+                "Error: cannot run {}: {}",
+                python.display(),
+                crate::pyrepr::io_error(&e, &python)
+            )?;
+            Ok(super::EXIT_CHECK_FAILED)
+        }
+    }
 }
 
 /// A site's nodes as zdrun will run them; `None` for a single program,

@@ -238,7 +238,9 @@ impl Settings {
                 .as_deref()
                 .map(|l| bases.resolve(l, at("logfile"))),
             after: Vec::new(),
-            ready_address: None,
+            // A ZEO server is ready once its address accepts connections
+            // (as a site's ZEO node is).
+            ready_address: config.zeo.as_ref().map(|z| z.address.clone()),
             base: bases.of(at("program")),
             origins: r.origins.clone(),
         };
@@ -262,7 +264,11 @@ impl Settings {
             transcript: node.transcript.clone(),
             logfile: node.logfile.clone(),
             hang_around: r.hang_around,
-            zdrun: r.zdrun.as_deref().map(|z| bases.resolve(z, at("zdrun"))),
+            zdrun: r
+                .zdrun
+                .as_deref()
+                .filter(|z| !is_python_zdrun(z))
+                .map(|z| bases.resolve(z, at("zdrun"))),
             default_to_interactive: r.default_to_interactive,
             prompt: r.prompt.clone(),
             environment: node.environment.clone(),
@@ -348,6 +354,16 @@ impl Settings {
     pub fn is_site(&self) -> bool {
         self.nodes.len() != 1 || !self.nodes[0].name.is_empty()
     }
+}
+
+/// A runner `zdrun` naming Python zdaemon's zdrun.py (with `python` to
+/// run it, as mkzeoinstance writes them): that is the manager's job, done
+/// by our zdrun. Only a program of ours (or another executable) is
+/// started as zdrun.
+fn is_python_zdrun(path: &str) -> bool {
+    Path::new(path)
+        .extension()
+        .is_some_and(|e| e == "py" || e == "pyc")
 }
 
 fn source_prefix(source: &str) -> String {
