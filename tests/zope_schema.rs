@@ -414,3 +414,48 @@ fn show_keeps_the_typed_zope_conf() {
     let back = run_zdctl(&["-C", &t.to_string_lossy(), "show", "--json", "--all"]);
     assert_eq!(stdout(&back), stdout(&o), "{}", stderr(&back));
 }
+
+/// zdaemon-rs's `<runner>` and `<command>` live in a runner file that
+/// includes the zope.conf Zope loads; in that zope.conf they are refused.
+#[test]
+fn a_runner_file_includes_the_zope_conf() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().to_string_lossy().to_string();
+    std::fs::create_dir(dir.path().join("var")).unwrap();
+    let zope = dir.path().join("zope.conf");
+    std::fs::write(&zope, with("").replace("{home}", &home)).unwrap();
+    let runner = dir.path().join("runner.conf");
+    std::fs::write(
+        &runner,
+        "%include zope.conf\n<runner>\n  socket-name var/zopectlsock\n</runner>\n\
+         <command hello>\n  program echo hello\n</command>\n",
+    )
+    .unwrap();
+    let runner = runner.to_string_lossy().to_string();
+    let o = run_zdctl(&["-C", &runner, "show", "--json", "--all"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["kind"], "zope");
+    assert_eq!(v["runner"]["socket-name"], "var/zopectlsock");
+    assert_eq!(v["commands"][0]["name"], "hello");
+    assert_eq!(v["zope"]["instancehome"], json!(home));
+    let o = run_zdctl(&["-C", &runner, "hello"]);
+    assert_eq!(stdout(&o), "hello\n", "{}", stderr(&o));
+
+    // The same sections in the zope.conf itself: Zope would not start.
+    let text = std::fs::read_to_string(&runner).unwrap();
+    let text = text.replace("%include zope.conf\n", &with("").replace("{home}", &home));
+    std::fs::write(&zope, text).unwrap();
+    let zope = zope.to_string_lossy().to_string();
+    let o = run_zdctl(&["-C", &zope, "check"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with(&format!(
+            "{zope}:9: unknown type name: 'runner' (not in Zope's WSGI schema: Zope would \
+             not load this file; put zdaemon-rs's <runner> and <command> in a runner file \
+             that %includes zope.conf)\n{zope}:12: unknown type name: 'command'"
+        )),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -152,8 +152,8 @@ fn not_in_wsgi_schema(t: &str) -> Option<&'static str> {
         | "clock-server" => "Zope 4's ZServer server; the WSGI server is set in wsgi.ini",
         "warnfilter" => "Zope 4's ZServer setting; the WSGI schema has none",
         "runner" | "command" => {
-            "Zope would not load this file; give zdaemon-rs its settings in a runner config \
-             of their own or on the command line"
+            "Zope would not load this file; put zdaemon-rs's <runner> and <command> \
+             in a runner file that %includes zope.conf"
         }
         _ => return None,
     })
@@ -330,11 +330,14 @@ pub(super) fn top_level(root: &RawSection, config: &mut Config, cx: &mut Cx) {
     let dir = |key| r.dir_of(key, &cx.errors);
     let (home_dir, client_dir, pid_dir) =
         (dir("instancehome"), dir("clienthome"), dir("pid-filename"));
+    let wrapper = is_runner_file(root, cx);
     let slots = [
         slot(&["environment"], Once),
         slot(&["zodb_db"], Many),
         slot(&["product-config"], Many),
         slot(&["dos_protection"], Once),
+        slot(if wrapper { &["runner"] } else { &[] }, Once),
+        slot(if wrapper { &["command"] } else { &[] }, Many),
     ];
     let mut other = Vec::new();
     let m = match_sections(root, &slots, cx, Some(&mut other));
@@ -405,10 +408,48 @@ pub(super) fn top_level(root: &RawSection, config: &mut Config, cx: &mut Cx) {
         zope.product_config.insert(name, mapping);
     }
     zope.dos_protection = m[3].first().map(|s| dos_protection(s, cx));
+    // The runner's program is what zopectl works out from the instance,
+    // unless given.
+    // Only the runner file's own: an included zope.conf is Zope's.
+    let (ours, theirs): (Vec<&RawSection>, Vec<&RawSection>) = m[4]
+        .iter()
+        .chain(&m[5])
+        .partition(|s| s.start.file == RUNNER_FILE);
+    for s in ours {
+        if s.type_name == "runner" {
+            config.runner = Some(super::runner_of(s, false, cx));
+        } else {
+            config.commands.push(super::command(s, cx));
+        }
+    }
+    other.extend(theirs);
     for s in other {
         unknown_section(root, s, cx);
     }
     config.zope = Some(zope);
+}
+
+/// The file a runner file's own sections are in: the one named with `-C`.
+const RUNNER_FILE: u32 = 0;
+
+/// True for a runner file: one whose own text holds no more than
+/// `%include`s (of the instance's zope.conf), `<runner>` and `<command>`
+/// sections. Zope never loads it, so zdaemon-rs's sections may live there;
+/// in the zope.conf Zope loads they are refused as Zope refuses them.
+fn is_runner_file(root: &RawSection, cx: &Cx) -> bool {
+    const MAIN: u32 = RUNNER_FILE;
+    let own_values = cx.values_of(root).iter().any(|v| v.pos.file == MAIN);
+    let own_sections = root.sections.iter().filter(|s| s.start.file == MAIN);
+    let mut ours = false;
+    for s in own_sections {
+        match &s.type_name[..] {
+            "runner" | "command" => ours = true,
+            _ => return false,
+        }
+    }
+    let included = cx.values_of(root).iter().any(|v| v.pos.file != MAIN)
+        || root.sections.iter().any(|s| s.start.file != MAIN);
+    ours && !own_values && included
 }
 
 /// Python's `os.path.join` of two parts.
