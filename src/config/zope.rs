@@ -408,9 +408,9 @@ pub(super) fn top_level(root: &RawSection, config: &mut Config, cx: &mut Cx) {
         zope.product_config.insert(name, mapping);
     }
     zope.dos_protection = m[3].first().map(|s| dos_protection(s, cx));
-    // The runner's program is what zopectl works out from the instance,
-    // unless given.
-    // Only the runner file's own: an included zope.conf is Zope's.
+    // A runner file's own <runner> and <command>s, not an included
+    // zope.conf's (Zope loads that one). The runner's program may be left
+    // for zopectl to work out from the instance.
     let (ours, theirs): (Vec<&RawSection>, Vec<&RawSection>) = m[4]
         .iter()
         .chain(&m[5])
