@@ -596,3 +596,54 @@ fn databases(found: &[&RawSection], config: &mut Config, cx: &mut Cx) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trusted_proxies_as_zconfig_matches_them() {
+        // The first alternative of ZConfig's expression that matches a
+        // prefix decides: `fe80::1` is taken for the hostname `fe80`.
+        for ok in [
+            "ab",
+            "a.b",
+            "_x",
+            "1.2.3.4",
+            "010.0.0.1",
+            "::1",
+            "2001:db8::1",
+            "x..y",
+        ] {
+            assert!(ipaddr_or_hostname(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "a",
+            "a.",
+            "1.2.3.256",
+            "fe80::1",
+            "a:b",
+            ":1",
+            "1:2:3",
+            "1abc",
+            "a b",
+        ] {
+            assert!(ipaddr_or_hostname(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            ipaddr_or_hostname("Proxy.Example").unwrap(),
+            "proxy.example"
+        );
+    }
+
+    #[test]
+    fn mount_points() {
+        for ok in ["/", "/a", "/a:/b", "/a:~root/b"] {
+            assert!(mount_point(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a", "/a:~root"] {
+            assert!(mount_point(bad).is_err(), "{bad}");
+        }
+        assert_eq!(virtual_path("/a:/b"), "/a");
+    }
+}
