@@ -123,7 +123,23 @@ fn zope_conf(site: &Site) -> PathBuf {
              <environment>\n  ZOPE_HOME $INSTANCE\n</environment>\n\
              <zodb_db main>\n  <zeoclient>\n    server localhost:8100\n    storage 1\n    \
              name zeostorage\n    var $INSTANCE\n    cache-size 20MB\n  </zeoclient>\n  \
-             mount-point /\n</zodb_db>\n\
+             mount-point /\n</zodb_db>\n",
+            instance = site.dir.path().display(),
+        ),
+    )
+    .unwrap();
+    conf
+}
+
+/// A runner config with a site-specific command: Zope refuses `<command>`
+/// in its zope.conf, so such commands live beside it.
+fn command_conf(site: &Site) -> PathBuf {
+    let conf = site.path("commands.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "<runner>\n  program sleep 100\n</runner>\n\
+             <environment>\n  ZOPE_HOME {instance}\n</environment>\n\
              <command debug>\n  program sh {instance}/debug.sh\n  \
              description Run the instance's interactive shell.\n  \
              <environment>\n    DEBUG_MODE on\n  </environment>\n</command>\n",
@@ -163,7 +179,7 @@ fn zopectl_reads_a_zope_conf() {
 #[test]
 fn a_user_defined_command_runs_with_its_arguments() {
     let site = Site::new();
-    let conf = zope_conf(&site);
+    let conf = command_conf(&site);
     std::fs::write(
         site.path("debug.sh"),
         format!(

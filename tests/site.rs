@@ -283,8 +283,10 @@ fn zeo_site(site: &Site, port: u16) {
     fs::write(
         site.path("client.conf"),
         format!(
-            "<zodb_db main>\n  <zeoclient>\n    server localhost:{port}\n  </zeoclient>\n  \
-             mount-point /\n</zodb_db>\n"
+            "instancehome {}\n\
+             <zodb_db main>\n  <zeoclient>\n    server localhost:{port}\n  </zeoclient>\n  \
+             mount-point /\n</zodb_db>\n",
+            site.dir.path().display(),
         ),
     )
     .expect("write client.conf");

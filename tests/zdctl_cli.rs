@@ -256,11 +256,10 @@ fn a_zope_conf_loads_with_its_own_settings_kept() {
         serde_json::json!(["127.0.0.1:8100"])
     );
     assert_eq!(v["databases"][0]["storage"]["cache-size"], 128 << 20);
-    assert_eq!(
-        v["zope"]["keys"]["instancehome"],
-        serde_json::json!(["/var/lib/zope/instance"])
-    );
-    assert_eq!(v["zope"]["sections"][0]["section-type"], "dos_protection");
+    assert_eq!(v["zope"]["instancehome"], "..");
+    assert_eq!(v["zope"]["clienthome"], "../var");
+    assert_eq!(v["zope"]["trusted-proxy"], serde_json::json!(["127.0.0.1"]));
+    assert_eq!(v["zope"]["dos-protection"]["form-memory-limit"], 4 << 20);
 }
 
 /// Regression: hosts that only brackets can carry survive the TOML trip.

@@ -574,19 +574,31 @@ fn a_buildout_parts_interpreter_and_wsgi_ini_are_found() {
     );
 }
 
-/// An old-style zope.conf's `<eventlog>` is Zope's: zdrun does not write
-/// its own records there (its event log is the runner's, or none).
+/// zdrun's records go to the runner's own `<eventlog>` only. A zope.conf
+/// cannot hold one of its own any more (Zope's WSGI schema has none): an
+/// old-style file is refused before anything starts.
 #[test]
 fn zdrun_keeps_out_of_zopes_event_log() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
-    let conf = dir.path().join("zope.conf");
+    let old = dir.path().join("old.conf");
+    std::fs::write(
+        &old,
+        format!(
+            "instancehome {d}\n\
+             <eventlog>\n  <logfile>\n    path {d}/event.log\n  </logfile>\n</eventlog>\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("zope.conf"), format!("instancehome {d}\n")).unwrap();
+    let conf = dir.path().join("runner.conf");
     std::fs::write(
         &conf,
         format!(
-            "instancehome {d}\n\
-             <eventlog>\n  <logfile>\n    path {d}/event.log\n  </logfile>\n</eventlog>\n\
-             <runner>\n  program sleep 100\n</runner>\n"
+            "%include zope.conf\n\
+             <runner>\n  program sleep 100\n  \
+             <eventlog>\n    <logfile>\n      path {d}/zdrun.log\n    </logfile>\n  </eventlog>\n\
+             </runner>\n"
         ),
     )
     .unwrap();
@@ -617,11 +629,22 @@ fn zdrun_keeps_out_of_zopes_event_log() {
             .output()
             .unwrap()
     };
+    let o = Command::new(env!("CARGO_BIN_EXE_zdctl"))
+        .current_dir(dir.path())
+        .arg("-C")
+        .arg(&old)
+        .arg("start")
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains("old.conf:2:"), "{}", stderr(&o));
+    assert!(!sock.exists(), "nothing started for the old file");
+    assert!(!dir.path().join("event.log").exists());
     let o = zdctl(&["start"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     assert!(sock.exists(), "the socket is $CLIENTHOME/zopectlsock");
     let o = zdctl(&["stop"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
-    let log = std::fs::read_to_string(dir.path().join("event.log")).unwrap_or_default();
-    assert_eq!(log, "", "zdrun wrote into Zope's event log");
+    let log = std::fs::read_to_string(dir.path().join("zdrun.log")).unwrap_or_default();
+    assert!(log.contains("spawned process pid="), "{log}");
 }

@@ -18,6 +18,7 @@ use std::path::Path;
 pub use error::{ConfigError, ConfigErrors, ErrorKind};
 pub use model::*;
 pub use origin::{Origin, Origins};
+pub use schema::zope::{DosProtection, ZopeConf};
 pub use schema::{detect_kind, find_cycle};
 
 use crate::zconfig;

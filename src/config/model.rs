@@ -46,9 +46,9 @@ pub struct Config {
     pub storages: Vec<Storage>,
     #[serde(default)]
     pub databases: Vec<Database>,
-    /// zope.conf settings this program does not interpret.
+    /// A zope.conf's own settings, as Zope's WSGI schema reads them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub zope: Option<Untyped>,
+    pub zope: Option<super::ZopeConf>,
     /// A site's `<program NAME>` nodes, in file order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub programs: Vec<Program>,
@@ -1117,20 +1117,4 @@ impl Database {
     fn default_historical_timeout() -> i64 {
         300
     }
-}
-
-/// Settings kept as text: the application keys and sections of a zope.conf
-/// that the supervisor does not interpret.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct Untyped {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub section_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub section_name: Option<String>,
-    /// Keys (lower-cased) with every value given, in file order.
-    #[serde(default)]
-    pub keys: IndexMap<String, Vec<String>>,
-    #[serde(default)]
-    pub sections: Vec<Untyped>,
 }

@@ -15,6 +15,9 @@ use crate::zconfig::{Document, Location, Pos, RawSection, RawValue};
 
 use Occurs::{Many, Once};
 
+#[path = "zope.rs"]
+pub(super) mod zope;
+
 /// Section types no schema here defines are "unknown"; the rest are merely
 /// misplaced when they appear where their schema does not allow them.
 const KNOWN_TYPES: &[&str] = &[
@@ -56,10 +59,13 @@ const ZOPE_KEYS: &[&str] = &[
     "instancehome",
     "clienthome",
     "debug-mode",
+    "debug-exceptions",
     "zserver-threads",
     "python-check-interval",
     "http-realm",
     "default-zpublisher-encoding",
+    "security-policy-implementation",
+    "verbose-security",
     "products",
     "path",
     "enable-product-installation",
@@ -74,6 +80,8 @@ pub fn detect_kind(doc: &Document) -> Kind {
     } else if has("zeo") {
         Kind::Zeo
     } else if has("zodb_db")
+        || has("product-config")
+        || has("dos_protection")
         || doc
             .values_of(root)
             .iter()
@@ -324,25 +332,7 @@ fn top_level(root: &RawSection, kind: Kind, cx: &mut Cx) -> Config {
             }
             config.databases = m[0].iter().map(|s| database(s, cx)).collect();
         }
-        Kind::Zope => {
-            let slots = [
-                slot(&["runner"], Once),
-                slot(&["environment"], Once),
-                slot(&["eventlog"], Once),
-                slot(&["zodb_db"], Many),
-                slot(&["command"], Many),
-            ];
-            let mut other = Vec::new();
-            let m = match_sections(root, &slots, cx, Some(&mut other));
-            config.commands = m[4].iter().map(|s| command(s, cx)).collect();
-            config.runner = m[0].first().map(|s| runner(s, cx));
-            top_environment(&m[1], &mut config, cx);
-            config.eventlog = m[2].first().map(|s| eventlog(s, cx));
-            config.databases = m[3].iter().map(|s| database(s, cx)).collect();
-            let mut zope = untyped(root, cx.values);
-            zope.sections = other.iter().map(|s| untyped(s, cx.values)).collect();
-            config.zope = Some(zope);
-        }
+        Kind::Zope => zope::top_level(root, &mut config, cx),
     }
     config
 }
@@ -385,26 +375,6 @@ fn not_enough(container: &RawSection, type_name: &str, cx: &mut Cx) {
         required: 1,
     };
     cx.errors.push(container.end, kind, container);
-}
-
-fn untyped(s: &RawSection, values: &[RawValue]) -> Untyped {
-    let mut keys: indexmap::IndexMap<String, Vec<String>> = indexmap::IndexMap::new();
-    for v in s.values.of(values) {
-        let k = v.key.to_ascii_lowercase();
-        keys.entry(k).or_default().push(v.value.to_string());
-    }
-    let nested = !s.type_name.is_empty();
-    Untyped {
-        section_type: nested.then(|| s.type_name.to_string()),
-        section_name: name_of(s),
-        keys,
-        // The top level's sections are matched by the caller first.
-        sections: if nested {
-            s.sections.iter().map(|c| untyped(c, values)).collect()
-        } else {
-            Vec::new()
-        },
-    }
 }
 
 fn words(s: &str) -> Conv<Vec<String>> {

@@ -162,6 +162,12 @@ pub fn text(config: &Config, configfile: &str) -> String {
             format!("{} {}", s.section_name().unwrap_or("(unnamed)"), kind),
         ));
     }
+    if let Some(z) = &config.zope {
+        lines.push(("instancehome".into(), repr_str(&z.instancehome)));
+        lines.push(("clienthome".into(), repr_str(&z.clienthome)));
+        lines.push(("pid-filename".into(), repr_str(&z.pid_filename)));
+        lines.push(("debug-mode".into(), py_bool(z.debug_mode).into()));
+    }
     for db in &config.databases {
         lines.push((
             "database".into(),

@@ -71,18 +71,16 @@ impl Instance {
     /// The instance of a zope.conf; relative paths are taken from `base`,
     /// the directory of the file.
     pub fn of(config: &Config, base: &Path) -> Result<Instance, String> {
-        let key = |name: &str| {
-            config
-                .zope
-                .as_ref()
-                .and_then(|z| z.keys.get(name))
-                .and_then(|v| v.last())
-                .map(|v| absolute(v, base))
-        };
-        let Some(home) = key("instancehome") else {
+        let Some(z) = config.zope.as_ref().filter(|z| !z.instancehome.is_empty()) else {
             return Err("instancehome is not set; Zope needs it".into());
         };
-        let clienthome = key("clienthome").unwrap_or_else(|| home.join("var"));
+        let home = absolute(&z.instancehome, base);
+        // Defaulted by the schema to $instancehome/var when not written.
+        let clienthome = if z.clienthome.is_empty() {
+            home.join("var")
+        } else {
+            absolute(&z.clienthome, base)
+        };
         Ok(Instance { home, clienthome })
     }
 
