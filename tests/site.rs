@@ -450,9 +450,10 @@ fn a_zeoclient_inside_a_zlibstorage_orders_the_client_too() {
     fs::write(
         site.path("client.conf"),
         format!(
-            "%import zc.zlibstorage\n<zodb_db main>\n  <zlibstorage>\n    <zeoclient>\n      \
-             server localhost:{port}\n    </zeoclient>\n  </zlibstorage>\n  \
-             mount-point /\n</zodb_db>\n"
+            "%import zc.zlibstorage\ninstancehome {}\n<zodb_db main>\n  <zlibstorage>\n    \
+             <zeoclient>\n      server localhost:{port}\n    </zeoclient>\n  </zlibstorage>\n  \
+             mount-point /\n</zodb_db>\n",
+            site.dir.path().display()
         ),
     )
     .expect("write client.conf");
