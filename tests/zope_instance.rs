@@ -333,6 +333,18 @@ fn zopectl_runs_a_mkwsgiinstance_instance_from_its_zope_conf_alone() {
     let o = z.zopectl(&["run"]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(stderr(&o), "usage: run <script> [args]\n");
+    // show prints the runner zopectl works out.
+    let o = z.zopectl(&["show"]);
+    let shown = stdout(&o);
+    for want in [
+        "zopectlsock'",
+        "exitcodes:",
+        "[0, 2]",
+        "Zope2.Startup.serve",
+        "zope.ini'",
+    ] {
+        assert!(shown.contains(want), "{want}: {shown}");
+    }
 
     let o = z.zopectl(&["adduser", "bob", "secret"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

@@ -59,6 +59,17 @@ pub(super) fn show(
         }
         ShowFormat::Text => {
             if what != "python" {
+                // A zope.conf shows the runner zopectl works out for it
+                // (program, socket, directory, exit codes), as used.
+                let config = match &cli.config {
+                    Some(path) if config.kind == Kind::Zope => {
+                        let file = std::env::current_dir()?.join(path);
+                        let dir = file.parent().unwrap_or(std::path::Path::new("/"));
+                        crate::settings::zope::complete(&config, dir, true, false)
+                            .unwrap_or(config.clone())
+                    }
+                    _ => config.clone(),
+                };
                 let name = super::cli_config_name(cli);
                 let text = config::show::text(&config, &name);
                 let schema = schemafile(cli, &config);
