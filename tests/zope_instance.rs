@@ -333,6 +333,13 @@ fn zopectl_runs_a_mkwsgiinstance_instance_from_its_zope_conf_alone() {
     let o = z.zopectl(&["run"]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(stderr(&o), "usage: run <script> [args]\n");
+    // help lists bin/instance's commands for a zope.conf.
+    let o = z.zopectl(&["help"]);
+    let listed = stdout(&o);
+    let words: Vec<&str> = listed.split_whitespace().collect();
+    for name in ["run", "debug", "console", "adduser"] {
+        assert!(words.contains(&name), "{name}: {listed}");
+    }
     // show prints the runner zopectl works out.
     let o = z.zopectl(&["show"]);
     let shown = stdout(&o);

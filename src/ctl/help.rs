@@ -136,6 +136,7 @@ pub fn listing(extra: &[&str]) -> String {
     let mut actions: Vec<&str> = ACTIONS.to_vec();
     actions.extend(extra.iter().filter(|e| !ACTIONS.contains(e)));
     actions.sort_unstable();
+    actions.dedup();
     out.push_str(&columnize(&actions, 79));
     out.push('\n');
     out

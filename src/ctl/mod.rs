@@ -283,8 +283,14 @@ fn run_command(
             let site = loaded
                 .as_ref()
                 .is_some_and(|c| c.kind == config::Kind::Site);
+            let zope = loaded
+                .as_ref()
+                .is_some_and(|c| c.kind == config::Kind::Zope);
             let commands = loaded.map(|c| c.commands).unwrap_or_default();
-            let names: Vec<&str> = commands.iter().map(|c| c.name.as_str()).collect();
+            let mut names: Vec<&str> = commands.iter().map(|c| c.name.as_str()).collect();
+            if zope {
+                names.extend(zope::COMMANDS);
+            }
             match topic.as_deref() {
                 None => out.write_all(help::listing(&names).as_bytes())?,
                 Some(t) => match (help::topic(t), commands.iter().find(|c| c.name == t)) {
