@@ -397,9 +397,12 @@ impl Supervisor {
             _ if busy => PollTimeout::ZERO,
             None => PollTimeout::NONE,
             Some(d) => {
-                let ms = d.saturating_duration_since(now).as_millis();
-                // Round up so we do not wake a hair early and spin.
-                let ms = if d > now && ms == 0 { 1 } else { ms };
+                // Round up so we do not wake a hair early and come back
+                // for the rest (a periodic check would cost two wake-ups).
+                let ms = d
+                    .saturating_duration_since(now)
+                    .as_nanos()
+                    .div_ceil(1_000_000);
                 PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::MAX)
             }
         };

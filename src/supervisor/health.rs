@@ -9,9 +9,10 @@
 //! An HTTP- or TCP-checked node is ready (for `after`, `start` and
 //! systemd) once its check first passes; until then it is probed every
 //! [`STARTUP_PACE`] so that what comes after it starts soon, then every
-//! `interval`. Failures count once the check has passed or `grace` has
-//! run out since the start; `failures` of them in a row restart the
-//! program (`action restart`) or are only reported (`action none`).
+//! `interval`. Failures count once the check has passed, or once `grace`
+//! has run out since the start (then one per `interval` until it first
+//! passes); `failures` of them in a row restart the program (`action
+//! restart`) or are only reported (`action none`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -54,6 +55,9 @@ struct Run {
     passed: bool,
     /// Consecutive counted failures.
     failed: u32,
+    /// When a failure last counted (before the first pass, at most one
+    /// counts per interval, though the probes come faster).
+    counted_at: Option<Instant>,
     last_error: Option<String>,
 }
 
@@ -86,13 +90,25 @@ impl Run {
         !matches!(self.check.target, Target::Command(_))
     }
 
-    fn pace(&self, now: Instant) -> Duration {
-        let interval = Duration::from_secs(self.check.spec.interval.max(1) as u64);
-        if self.gates_readiness() && !self.passed && !self.grace_over(now) {
-            STARTUP_PACE.min(interval)
+    fn interval(&self) -> Duration {
+        Duration::from_secs(self.check.spec.interval.max(1) as u64)
+    }
+
+    fn pace(&self) -> Duration {
+        if self.gates_readiness() && !self.passed {
+            STARTUP_PACE.min(self.interval())
         } else {
-            interval
+            self.interval()
         }
+    }
+
+    /// Whether a failure now counts towards the action.
+    fn counts(&self, now: Instant) -> bool {
+        self.passed
+            || (self.grace_over(now)
+                && self
+                    .counted_at
+                    .is_none_or(|t| now.duration_since(t) >= self.interval()))
     }
 
     fn grace_over(&self, now: Instant) -> bool {
@@ -116,12 +132,13 @@ impl State {
                 probe: None,
                 passed: false,
                 failed: 0,
+                counted_at: None,
                 last_error: None,
             };
             // A command gates nothing: its first run is when failures
             // start to count.
             run.next = Some(if run.gates_readiness() {
-                now + run.pace(now)
+                now + run.pace()
             } else {
                 now + Duration::from_secs(c.spec.grace.max(0) as u64)
             });
@@ -323,12 +340,13 @@ impl Node {
                     ));
                 }
                 run.failed = 0;
+                run.counted_at = None;
             }
             Outcome::Fail(why) => {
                 self.health.failures_total += 1;
-                let counted = run.passed || run.grace_over(now);
-                if counted {
+                if run.counts(now) {
                     run.failed += 1;
+                    run.counted_at = Some(now);
                     log.warning(&tag(
                         &self.s.name,
                         &format!(
@@ -355,8 +373,9 @@ impl Node {
             // No more probes for this run: it is being stopped.
             run.next = None;
             run.failed = 0;
+            run.counted_at = None;
         } else {
-            run.next = Some(now + run.pace(now));
+            run.next = Some(now + run.pace());
         }
         if !self.ready {
             self.update_ready();
