@@ -375,3 +375,38 @@ fn show_json_has_the_check_in_effect_from_zconfig_and_toml() {
     let nodes = shown["nodes"].as_array().cloned().unwrap_or_default();
     assert_eq!(nodes[0]["health"], want, "{shown}");
 }
+
+#[test]
+fn a_reload_that_changes_only_a_check_keeps_the_program_running() {
+    let site = Site::new();
+    let check = script(
+        &site,
+        "check.sh",
+        &format!("test ! -e {}/sick", site.dir.path().display()),
+    );
+    let programs = |health: &str| {
+        format!(
+            "<program app>\n  program sleep 100\n{health}</program>\n\
+             <program other>\n  program sleep 101\n  after app\n</program>\n"
+        )
+    };
+    site_config(&site, &programs(""));
+    ok(&site.zdctl(&["start"]));
+    let (app, other) = (pid(&site, "app"), pid(&site, "other"));
+    fs::write(site.path("sick"), "").expect("sick");
+    site_config(
+        &site,
+        &programs(&format!(
+            "  <health>\n    command {check}\n    interval 1\n    grace 0\n    \
+             failures 2\n    action none\n  </health>\n"
+        )),
+    );
+    let out = ok(&site.zdctl(&["reload"]));
+    assert!(out.contains("changed app"), "{out}");
+    wait_for("the new check failing", || {
+        node(&info(&site), "app")["health_failing"].as_u64() >= Some(2)
+    });
+    let info = info(&site);
+    assert_eq!(node(&info, "app")["state"], "running", "{info}");
+    assert_eq!((pid(&site, "app"), pid(&site, "other")), (app, other));
+}

@@ -214,6 +214,31 @@ impl State {
 }
 
 impl Node {
+    /// Whether `new` differs from the node's settings in `<health>` only.
+    pub(super) fn only_health_differs(&self, new: &crate::settings::NodeSettings) -> bool {
+        if self.s.health == new.health {
+            return false;
+        }
+        let mut same = new.clone();
+        same.health = self.s.health.clone();
+        same == self.s
+    }
+
+    /// A reload changed only `<health>`: the new check applies to the run
+    /// under way (no restart for it); a node ready stays ready.
+    pub(super) fn retune_health(&mut self, check: Option<Check>) {
+        self.s.health = check;
+        if self.pid.is_none() {
+            return;
+        }
+        let passed = self.ready || self.health.run.as_ref().is_some_and(|r| r.passed);
+        self.health.begin(self.s.health.as_ref(), Instant::now());
+        if let Some(run) = self.health.run.as_mut() {
+            run.passed = passed;
+        }
+        self.update_ready();
+    }
+
     /// The socket of the probe under way is ready: go on with it.
     fn health_io(&mut self, log: &mut Logger) -> bool {
         let Some(run) = self.health.run.as_mut() else {
