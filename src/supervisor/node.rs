@@ -473,6 +473,8 @@ impl Node {
         }
         self.signal_group(Signal::SIGTERM);
         self.killing = true;
+        // A program on its way out is checked no more.
+        self.health.end();
         if self.s.stop_timeout != 0 {
             let timeout = Duration::from_secs(self.s.stop_timeout.max(0) as u64);
             self.delay = Some(*self.kill_at.get_or_insert_with(|| Instant::now() + timeout));
