@@ -410,3 +410,63 @@ fn a_reload_that_changes_only_a_check_keeps_the_program_running() {
     assert_eq!(node(&info, "app")["state"], "running", "{info}");
     assert_eq!((pid(&site, "app"), pid(&site, "other")), (app, other));
 }
+
+/// zdrun in the foreground as a systemd `Type=notify` unit would run it,
+/// with a test-owned NOTIFY_SOCKET; killed on drop.
+struct Unit {
+    child: std::process::Child,
+    sock: std::os::unix::net::UnixDatagram,
+}
+
+impl Drop for Unit {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn systemd_hears_ready_only_once_the_http_check_passes() {
+    let site = Site::new();
+    let port = free_port();
+    site_config(
+        &site,
+        &format!(
+            "<program instance>\n  program {}\n  <health>\n    \
+             url http://127.0.0.1:{port}/\n  </health>\n</program>\n",
+            server(&site, port)
+        ),
+    );
+    let path = site.path("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("bind notify socket");
+    let child = Command::new(env!("CARGO_BIN_EXE_zdrun"))
+        .current_dir(site.dir.path())
+        .arg("-C")
+        .arg(site.path("zd.conf"))
+        .env("NOTIFY_SOCKET", &path)
+        .spawn()
+        .expect("zdrun runs");
+    site.track(child.id() as i32);
+    let unit = Unit { child, sock };
+    wait_for("the instance spawned", || pid(&site, "instance") != 0);
+    // Running, not answering: nothing says READY.
+    unit.sock
+        .set_read_timeout(Some(std::time::Duration::from_millis(1200)))
+        .expect("timeout");
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = unit.sock.recv(&mut buf) {
+        let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(!m.contains("READY=1"), "READY before the check passed: {m}");
+    }
+    fs::write(site.path("open"), "").expect("open");
+    unit.sock.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    loop {
+        let n = unit.sock.recv(&mut buf).expect("a notification in time");
+        let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if m.contains("READY=1") {
+            assert_eq!(m, "READY=1\nSTATUS=1 of 1 programs ready");
+            break;
+        }
+    }
+    assert!(!read(&site, "listen.at").is_empty());
+}
