@@ -470,3 +470,31 @@ fn systemd_hears_ready_only_once_the_http_check_passes() {
     }
     assert!(!read(&site, "listen.at").is_empty());
 }
+
+#[test]
+fn a_refused_connection_is_a_failure_with_its_reason() {
+    let site = Site::new();
+    let port = free_port();
+    site_config(
+        &site,
+        &format!(
+            "<program app>\n  program sleep 100\n  <health>\n    address 127.0.0.1:{port}\n    \
+             interval 1\n    grace 0\n    failures 1\n    action none\n  </health>\n</program>\n"
+        ),
+    );
+    launch(&site);
+    wait_for("a counted failure", || {
+        events(
+            &site,
+            "app: health check failed (1 of 1): cannot connect: Connection refused",
+        ) > 0
+    });
+    let app = node(&info(&site), "app");
+    assert_eq!(app["state"], "starting", "{app}");
+    assert!(
+        app["reason"].as_str().is_some_and(
+            |r| r.ends_with("health check not passing yet: cannot connect: Connection refused")
+        ),
+        "{app}"
+    );
+}

@@ -436,7 +436,7 @@ fn start_net(
     let connected = match connect(fd.as_raw_fd(), &SockaddrStorage::from(addr)) {
         Ok(()) => true,
         Err(nix::errno::Errno::EINPROGRESS) => false,
-        Err(e) => return Err(format!("cannot connect to {addr}: {e}")),
+        Err(e) => return Err(format!("cannot connect: {}", e.desc())),
     };
     Ok(Probe::Net {
         stream: TcpStream::from(fd),
@@ -467,10 +467,10 @@ fn net_progress(probe: &mut Probe, check: &Check) -> Option<Outcome> {
         match nix::sys::socket::getsockopt(&*stream, nix::sys::socket::sockopt::SocketError) {
             Ok(0) => {}
             Ok(e) => {
-                let e = std::io::Error::from_raw_os_error(e);
-                return Some(Outcome::Fail(format!("cannot connect: {e}")));
+                let e = nix::errno::Errno::from_raw(e);
+                return Some(Outcome::Fail(format!("cannot connect: {}", e.desc())));
             }
-            Err(e) => return Some(Outcome::Fail(format!("cannot connect: {e}"))),
+            Err(e) => return Some(Outcome::Fail(format!("cannot connect: {}", e.desc()))),
         }
         // Not connected yet (EINPROGRESS still): the peer address tells.
         if stream.peer_addr().is_err() {
