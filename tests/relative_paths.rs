@@ -263,13 +263,21 @@ fn the_zeo_example_runs_from_the_root_directory() {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
+    let status = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
     let instance = std::fs::read_to_string(example.join("instance.conf"))
         .expect("instance.conf")
         .replace(
             "%define ADDRESS 127.0.0.1:8100",
             &format!("%define ADDRESS 127.0.0.1:{port}"),
         )
-        .replace("%define INTERVAL 1", "%define INTERVAL 0.05");
+        .replace("%define INTERVAL 1", "%define INTERVAL 0.05")
+        .replace(
+            "%define STATUS1 127.0.0.1:8101",
+            &format!("%define STATUS1 127.0.0.1:{status}"),
+        );
     assert!(instance.contains(&format!(":{port}")), "{instance}");
     std::fs::write(zeo.join("instance.conf"), instance).expect("write instance.conf");
     let sock = zeo.join("var/zdsock");

@@ -60,6 +60,7 @@ impl Zeo {
             ("INSTANCE", dir.path().display().to_string()),
             ("BIN", bin.display().to_string()),
             ("ADDRESS", format!("127.0.0.1:{port}")),
+            ("STATUS1", format!("127.0.0.1:{}", free_port())),
             ("INTERVAL", "0.05".to_string()),
         ];
         let text = fs::read_to_string(example.join("instance.conf")).expect("instance.conf");
@@ -267,6 +268,16 @@ fn storage_server_killed_nothing_acknowledged_lost() {
     zeo.wait("both clients to commit", || {
         CLIENTS.iter().all(|c| !zeo.acks(c).is_empty())
     });
+    // client1 is health-checked: ready once its status page answers
+    // that it commits, so `start` returned after its first commit.
+    let client1 = zeo.node("client1");
+    assert_eq!(client1["health_failing"], 0, "{client1}");
+    assert!(
+        zeo.logs()
+            .contains("client1: ready: health check passes (http://127.0.0.1:"),
+        "{}",
+        zeo.logs()
+    );
     let server = zeo.node("zeo");
     let old = pid_of(&server);
     assert!(old > 0 && server["ready"] == true, "zeo: {server}");

@@ -3,6 +3,7 @@
 
 pub mod datatypes;
 mod error;
+pub mod health;
 mod logcheck;
 pub mod model;
 mod origin;

@@ -115,6 +115,9 @@ pub struct Program {
     pub transcript: Option<String>,
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub environment: IndexMap<String, String>,
+    /// `<health>`: the node's health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::health::Health>,
     /// Where the section starts (`FILE:LINE`), for later errors.
     #[serde(skip)]
     pub source: String,

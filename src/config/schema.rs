@@ -25,6 +25,7 @@ const KNOWN_TYPES: &[&str] = &[
     "program",
     "command",
     "environment",
+    "health",
     "eventlog",
     "logger",
     "logfile",
@@ -495,7 +496,8 @@ pub(crate) const PROGRAM_KEYS: &[(&str, Occurs)] = &[
 /// `<program NAME>`: a node of a site.
 fn program(s: &RawSection, cx: &mut Cx) -> Program {
     let r = Reader::new(s, cx.values_of(s), PROGRAM_KEYS, &mut cx.errors);
-    let m = match_sections(s, &[slot(&["environment"], Once)], cx, None);
+    let slots = [slot(&["environment"], Once), slot(&["health"], Once)];
+    let m = match_sections(s, &slots, cx, None);
     let dir = |key| r.dir_of(key, &cx.errors);
     let (config_dir, directory_dir) = (dir("config"), dir("directory"));
     let (log_dir, transcript_dir) = (dir("logfile"), dir("transcript"));
@@ -537,6 +539,7 @@ fn program(s: &RawSection, cx: &mut Cx) -> Program {
             e,
         ),
         environment: Default::default(),
+        health: None,
         source: e.describe(s.start),
         origins: r.origins(e),
     };
@@ -551,6 +554,9 @@ fn program(s: &RawSection, cx: &mut Cx) -> Program {
         let origin = Origin::File(cx.errors.location(env.start));
         p.origins.set("environment", origin);
         p.environment = environment(env, cx);
+    }
+    if let Some(h) = m[1].first() {
+        p.health = Some(super::health::read(h, cx.values_of(h), &mut cx.errors));
     }
     p
 }

@@ -249,6 +249,9 @@ fn nodes_text(nodes: &[NodeSettings]) -> String {
         for (k, v) in &n.environment {
             lines.push((format!("env {k}"), repr_str(v)));
         }
+        if let Some(h) = &n.health {
+            lines.push(("health".into(), crate::config::health::json(h).to_string()));
+        }
         out.push_str(&block(&n.name, &lines));
     }
     out
@@ -301,6 +304,7 @@ fn nodes_json(nodes: &[NodeSettings]) -> Value {
                 "transcript": path(&n.transcript),
                 "logfile": n.logfile.as_deref().map(path),
                 "environment": env,
+                "health": n.health.as_ref().map(crate::config::health::json),
             })
         })
         .collect()

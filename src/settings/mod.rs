@@ -74,6 +74,8 @@ pub struct NodeSettings {
     pub after: Vec<String>,
     /// The node is ready once this address accepts connections.
     pub ready_address: Option<SocketAddress>,
+    /// `<health>`: checked by zdrun while the program runs.
+    pub health: Option<config::health::Check>,
     /// The directory relative program names are taken from (zdctl's, at
     /// the start): zdrun itself may have changed into `directory`.
     pub base: PathBuf,
@@ -251,6 +253,7 @@ impl Settings {
             // A ZEO server is ready once its address accepts connections
             // (as a site's ZEO node is).
             ready_address: config.zeo.as_ref().map(|z| z.address.clone()),
+            health: None,
             base: bases.of(at("program")),
             origins: r.origins.clone(),
         };
@@ -524,10 +527,34 @@ fn node_of(
             .as_ref()
             .and_then(|c| c.zeo.as_ref())
             .map(|z| z.address.clone()),
+        health: health_of(p, &bases.of(at("program")))?,
         base: bases.of(at("program")),
         origins: origins.clone(),
     };
     Ok((node, connects))
+}
+
+/// A program's `<health>`, validated; a command's program is found as
+/// `program`'s is.
+fn health_of(p: &Program, base: &Path) -> Result<Option<config::health::Check>, String> {
+    let Some(spec) = &p.health else {
+        return Ok(None);
+    };
+    let source = if spec.source.is_empty() {
+        &p.source
+    } else {
+        &spec.source
+    };
+    let mut target = spec
+        .validate()
+        .map_err(|e| format!("{}program {}: {e}", source_prefix(source), p.name))?;
+    if let config::health::Target::Command(words) = &mut target {
+        *words = program_from(words, base);
+    }
+    Ok(Some(config::health::Check {
+        spec: spec.clone(),
+        target,
+    }))
 }
 
 /// Do a server's listening address and a client's server address name the

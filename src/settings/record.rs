@@ -136,6 +136,7 @@ impl Settings {
             logfile: None,
             after: Vec::new(),
             ready_address: None,
+            health: None,
             base: PathBuf::from("/"),
             origins: Default::default(),
         };

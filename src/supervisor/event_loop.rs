@@ -366,7 +366,16 @@ impl Supervisor {
         let nodes = self
             .nodes
             .iter()
-            .flat_map(|n| [n.delay, n.test_retry, n.ready_probe, n.start_deadline])
+            .flat_map(|n| {
+                let health = n.health.deadline();
+                [
+                    n.delay,
+                    n.test_retry,
+                    n.ready_probe,
+                    n.start_deadline,
+                    health,
+                ]
+            })
             .flatten()
             .min();
         let reload = self
@@ -388,13 +397,16 @@ impl Supervisor {
             _ if busy => PollTimeout::ZERO,
             None => PollTimeout::NONE,
             Some(d) => {
-                let ms = d.saturating_duration_since(now).as_millis();
-                // Round up so we do not wake a hair early and spin.
-                let ms = if d > now && ms == 0 { 1 } else { ms };
+                // Round up so we do not wake a hair early and come back
+                // for the rest (a periodic check would cost two wake-ups).
+                let ms = d
+                    .saturating_duration_since(now)
+                    .as_nanos()
+                    .div_ceil(1_000_000);
                 PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::MAX)
             }
         };
-        let (sig_ready, listen_ready, transcripts_ready, conn_ready) = {
+        let (sig_ready, listen_ready, transcripts_ready, conn_ready, health_ready) = {
             let mut fds = vec![
                 PollFd::new(self.signals.pipe.as_fd(), PollFlags::POLLIN),
                 PollFd::new(self.socket.listener.as_fd(), PollFlags::POLLIN),
@@ -405,6 +417,14 @@ impl Supervisor {
                     let fd: BorrowedFd = t.reader();
                     fds.push(PollFd::new(fd, PollFlags::POLLIN));
                     transcript_nodes.push(i);
+                }
+            }
+            let health_base = fds.len();
+            let mut health_nodes = Vec::new();
+            for (i, n) in self.nodes.iter().enumerate() {
+                if let Some((fd, flags)) = n.health.poll_fd() {
+                    fds.push(PollFd::new(fd, flags));
+                    health_nodes.push(i);
                 }
             }
             let base = fds.len();
@@ -427,7 +447,13 @@ impl Supervisor {
                 .map(|(_, &i)| i)
                 .collect();
             let conns: Vec<bool> = fds[base..].iter().map(ready).collect();
-            (ready(&fds[0]), ready(&fds[1]), transcripts, conns)
+            let health: Vec<usize> = health_nodes
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| ready(&fds[health_base + k]))
+                .map(|(_, &i)| i)
+                .collect();
+            (ready(&fds[0]), ready(&fds[1]), transcripts, conns, health)
         };
         if sig_ready {
             self.signals.drain();
@@ -448,6 +474,7 @@ impl Supervisor {
             return;
         }
         self.handle_timers();
+        self.health_turn(&health_ready);
         self.check_reload();
         if std::mem::take(&mut self.sweep_due) {
             self.sweep();
@@ -577,6 +604,7 @@ impl Supervisor {
                 self.sweep_due = true;
             } else if let Some(n) = self.nodes.iter_mut().find(|n| n.owns_test(pid)) {
                 n.test_exited(status, &mut self.log);
+            } else if self.health_reaped(pid, status) {
             } else if self.guard.as_ref().is_some_and(|g| g.pid == pid) {
                 self.log.warning("the guard process died");
                 self.guard = None;
@@ -612,7 +640,10 @@ impl Supervisor {
             self.nodes.iter().filter_map(|n| n.pid).collect();
         for pid in leftovers::children() {
             if ours.contains(&pid)
-                || self.nodes.iter().any(|n| n.owns_test(pid))
+                || self
+                    .nodes
+                    .iter()
+                    .any(|n| n.owns_test(pid) || n.health.owns(pid))
                 || self.guard.as_ref().is_some_and(|g| g.pid == pid)
             {
                 continue;

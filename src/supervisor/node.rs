@@ -65,6 +65,16 @@ pub struct NodeInfo<'a> {
     pub reason: Option<String>,
     pub program: &'a [String],
     pub after: &'a [String],
+    /// Health-check figures, for nodes with a `<health>`: failed probes,
+    /// the last probe's duration, failures in a row now, restarts asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_failures: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_latency_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_failing: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_restarts: Option<u64>,
 }
 
 #[derive(serde::Serialize)]
@@ -128,6 +138,8 @@ pub struct Node {
     pub start_deadline: Option<Instant>,
     /// Not ready within its start-timeout (the run goes on).
     pub timed_out: bool,
+    /// `<health>`: the check of the current run, and its figures.
+    pub health: super::health::State,
 }
 
 impl Node {
@@ -161,6 +173,7 @@ impl Node {
             next_transcript: None,
             start_deadline: None,
             timed_out: false,
+            health: Default::default(),
         }
     }
 
@@ -199,6 +212,7 @@ impl Node {
                 self.test_retry = self.testing.then(Instant::now);
                 self.ready_probe = self.s.ready_address.is_some().then(Instant::now);
                 self.timed_out = false;
+                self.health.begin(self.s.health.as_ref(), Instant::now());
                 self.update_ready();
                 self.start_deadline = (!self.ready).then(|| {
                     Instant::now() + Duration::from_secs(self.s.start_timeout.max(0) as u64)
@@ -241,8 +255,11 @@ impl Node {
         }
     }
 
-    fn update_ready(&mut self) {
-        self.ready = self.pid.is_some() && !self.testing && self.ready_probe.is_none();
+    pub(super) fn update_ready(&mut self) {
+        self.ready = self.pid.is_some()
+            && !self.testing
+            && self.ready_probe.is_none()
+            && self.health.ready();
         if self.ready {
             self.start_deadline = None;
             self.timed_out = false;
@@ -456,6 +473,8 @@ impl Node {
         }
         self.signal_group(Signal::SIGTERM);
         self.killing = true;
+        // A program on its way out is checked no more.
+        self.health.end();
         if self.s.stop_timeout != 0 {
             let timeout = Duration::from_secs(self.s.stop_timeout.max(0) as u64);
             self.delay = Some(*self.kill_at.get_or_insert_with(|| Instant::now() + timeout));
@@ -504,6 +523,7 @@ impl Node {
         self.testing = false;
         self.ready = false;
         self.ready_probe = None;
+        self.health.end();
         self.start_deadline = None;
         self.timed_out = false;
         if let Some(test) = self.test.take() {
@@ -653,6 +673,7 @@ impl Node {
                         .unwrap_or_else(|| "address not accepting connections yet".to_string()),
                 );
             }
+            parts.extend(self.health.waiting());
             return Some(format!("starting: {}", parts.join("; ")));
         }
         let last = self.last_exit.as_ref().map(|e| match (&e.code, &e.signal) {
@@ -719,6 +740,10 @@ impl Node {
             reason: self.why(now, waiting_for),
             program: &self.s.program,
             after: &self.s.after,
+            health_failures: self.s.health.as_ref().map(|_| self.health.failures_total),
+            health_latency_seconds: self.health.latency,
+            health_failing: self.health.failing(),
+            health_restarts: self.s.health.as_ref().map(|_| self.health.restarts),
         }
     }
 }

@@ -217,6 +217,11 @@ impl Supervisor {
             if next == ns && *next_file == file && !returning {
                 continue;
             }
+            if !returning && n.pending.is_none() && n.file == file && n.only_health_differs(ns) {
+                n.retune_health(ns.health.clone());
+                changed.push(ns.name.clone());
+                continue;
+            }
             if returning {
                 added.push(ns.name.clone());
             } else {
