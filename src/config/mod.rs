@@ -3,6 +3,7 @@
 
 pub mod datatypes;
 mod error;
+pub mod limits;
 mod logcheck;
 pub mod model;
 mod origin;

@@ -113,6 +113,57 @@ pub struct Program {
     pub logfile: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transcript: Option<String>,
+    // Memory limit and restart policy (see `limits`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_memory_limit"
+    )]
+    pub memory_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_cumulative: Option<bool>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_interval"
+    )]
+    pub memory_check_interval: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_policy"
+    )]
+    pub restart_policy: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_seconds"
+    )]
+    pub restart_delay: Option<f64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_seconds"
+    )]
+    pub restart_delay_max: Option<f64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_fraction"
+    )]
+    pub restart_jitter: Option<f64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_count"
+    )]
+    pub start_limit_burst: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_interval"
+    )]
+    pub start_limit_interval: Option<i64>,
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub environment: IndexMap<String, String>,
     /// Where the section starts (`FILE:LINE`), for later errors.

@@ -6,6 +6,7 @@
 
 use super::datatypes::{self as dt, Conv, DefaultHost};
 use super::error::ErrorKind;
+use super::limits;
 use super::model::*;
 use super::origin::Origin;
 use super::reader::{Errors, Occurs, Reader, string};
@@ -490,6 +491,15 @@ pub(crate) const PROGRAM_KEYS: &[(&str, Occurs)] = &[
     ("umask", Once),
     ("logfile", Once),
     ("transcript", Once),
+    ("memory-limit", Once),
+    ("memory-cumulative", Once),
+    ("memory-check-interval", Once),
+    ("restart-policy", Once),
+    ("restart-delay", Once),
+    ("restart-delay-max", Once),
+    ("restart-jitter", Once),
+    ("start-limit-burst", Once),
+    ("start-limit-interval", Once),
 ];
 
 /// `<program NAME>`: a node of a site.
@@ -536,6 +546,15 @@ fn program(s: &RawSection, cx: &mut Cx) -> Program {
             dt::checked_in(transcript_dir.as_deref(), dt::existing_dirpath),
             e,
         ),
+        memory_limit: r.opt("memory-limit", limits::memory_limit, e),
+        memory_cumulative: r.opt("memory-cumulative", dt::boolean, e),
+        memory_check_interval: r.opt("memory-check-interval", limits::positive_interval, e),
+        restart_policy: r.opt("restart-policy", limits::restart_policy, e),
+        restart_delay: r.opt("restart-delay", limits::seconds, e),
+        restart_delay_max: r.opt("restart-delay-max", limits::seconds, e),
+        restart_jitter: r.opt("restart-jitter", limits::fraction, e),
+        start_limit_burst: r.opt("start-limit-burst", limits::positive_integer, e),
+        start_limit_interval: r.opt("start-limit-interval", limits::positive_interval, e),
         environment: Default::default(),
         source: e.describe(s.start),
         origins: r.origins(e),
@@ -546,6 +565,13 @@ fn program(s: &RawSection, cx: &mut Cx) -> Program {
             p.name
         ));
         e.push(s.end, kind, s);
+    }
+    if let Err(why) = limits::resolve(&limits::keys_of(&p)) {
+        e.push(
+            s.end,
+            ErrorKind::Invalid(format!("<program {}>: {why}", p.name)),
+            s,
+        );
     }
     if let Some(env) = m[0].first() {
         let origin = Origin::File(cx.errors.location(env.start));

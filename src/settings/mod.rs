@@ -77,6 +77,10 @@ pub struct NodeSettings {
     /// The directory relative program names are taken from (zdctl's, at
     /// the start): zdrun itself may have changed into `directory`.
     pub base: PathBuf,
+    /// Restart the program when its resident memory passes this.
+    pub memory: Option<config::limits::MemoryLimit>,
+    /// How the program is restarted after it ended on its own.
+    pub restart: config::limits::RestartPolicy,
     /// Where each of these settings was written, for errors.
     pub origins: Origins,
 }
@@ -252,6 +256,8 @@ impl Settings {
             // (as a site's ZEO node is).
             ready_address: config.zeo.as_ref().map(|z| z.address.clone()),
             base: bases.of(at("program")),
+            memory: None,
+            restart: Default::default(),
             origins: r.origins.clone(),
         };
         Settings {
@@ -486,6 +492,8 @@ fn node_of(
     // site's <program> section, else the node config's <runner>.
     let at = |key: &str| origins.given(key);
     let path = |key: &str, value: Option<&str>| value.map(|v| bases.resolve(v, at(key)));
+    let (memory, restart) = config::limits::resolve(&config::limits::keys_of(p))
+        .map_err(|e| format!("{}program {}: {e}", source_prefix(&p.source), p.name))?;
     let node = NodeSettings {
         name: p.name.clone(),
         program,
@@ -525,6 +533,8 @@ fn node_of(
             .and_then(|c| c.zeo.as_ref())
             .map(|z| z.address.clone()),
         base: bases.of(at("program")),
+        memory,
+        restart,
         origins: origins.clone(),
     };
     Ok((node, connects))

@@ -137,6 +137,8 @@ impl Settings {
             after: Vec::new(),
             ready_address: None,
             base: PathBuf::from("/"),
+            memory: None,
+            restart: Default::default(),
             origins: Default::default(),
         };
         Settings {

@@ -366,7 +366,15 @@ impl Supervisor {
         let nodes = self
             .nodes
             .iter()
-            .flat_map(|n| [n.delay, n.test_retry, n.ready_probe, n.start_deadline])
+            .flat_map(|n| {
+                [
+                    n.delay,
+                    n.test_retry,
+                    n.ready_probe,
+                    n.start_deadline,
+                    n.mem.next,
+                ]
+            })
             .flatten()
             .min();
         let reload = self
@@ -530,7 +538,11 @@ impl Supervisor {
             n.send("WATCHDOG=1");
             self.watchdog_at = n.watchdog.map(|d| now + d);
         }
-        for n in &mut self.nodes {
+        let mut over_memory = Vec::new();
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            if n.mem.next.is_some_and(|t| t <= now) && n.check_memory(now, &mut self.log) {
+                over_memory.push(i);
+            }
             if n.delay.is_some_and(|d| d <= now) {
                 n.delay_passed(now, &mut self.log);
             }
@@ -543,6 +555,14 @@ impl Supervisor {
             if n.start_deadline.is_some_and(|t| t <= now) {
                 n.start_timeout_passed(&mut self.log);
             }
+        }
+        // A graceful restart, in order, as `restart NAME` does, but not
+        // counted against the restart policy.
+        for &i in &over_memory {
+            self.nodes[i].stop_wanted = true;
+        }
+        if !over_memory.is_empty() {
+            self.stop_in_order();
         }
     }
 

@@ -25,7 +25,9 @@
 mod commands;
 mod event_loop;
 mod leftovers;
+mod memory;
 mod node;
+mod policy;
 mod reload;
 mod server;
 mod spawn;

@@ -65,6 +65,8 @@ pub struct NodeInfo<'a> {
     pub reason: Option<String>,
     pub program: &'a [String],
     pub after: &'a [String],
+    #[serde(flatten)]
+    pub limits: super::policy::LimitsInfo,
 }
 
 #[derive(serde::Serialize)]
@@ -128,6 +130,8 @@ pub struct Node {
     pub start_deadline: Option<Instant>,
     /// Not ready within its start-timeout (the run goes on).
     pub timed_out: bool,
+    pub policy: super::policy::PolicyState,
+    pub mem: super::memory::MemWatch,
 }
 
 impl Node {
@@ -161,6 +165,8 @@ impl Node {
             next_transcript: None,
             start_deadline: None,
             timed_out: false,
+            policy: Default::default(),
+            mem: Default::default(),
         }
     }
 
@@ -194,6 +200,8 @@ impl Node {
             Ok(pid) => {
                 self.pid = Some(pid);
                 self.started = Some(Instant::now());
+                self.count_start(Instant::now());
+                self.watch_memory(Instant::now());
                 log.info(&self.tag(&format!("spawned process pid={pid}")));
                 self.testing = self.s.start_test_program.is_some();
                 self.test_retry = self.testing.then(Instant::now);
@@ -506,6 +514,7 @@ impl Node {
         self.ready_probe = None;
         self.start_deadline = None;
         self.timed_out = false;
+        self.mem.next = None;
         if let Some(test) = self.test.take() {
             // The test runs in its own process group; reap() collects it.
             let _ = killpg(test.pid, Signal::SIGKILL);
@@ -534,8 +543,13 @@ impl Node {
 
     /// zdaemon's governor, then the exit-codes rule.
     fn govern(&mut self, code: Option<i32>, msg: String, log: &mut Logger) -> Verdict {
+        if let Some(v) = self.start_limit_hit(&msg, log) {
+            return v;
+        }
         let limit = self.s.backoff_limit;
-        if let Some(last) = self.lasttime {
+        if self.s.restart.exponential {
+            self.exponential_delay(log);
+        } else if let Some(last) = self.lasttime {
             let up = SystemTime::now()
                 .duration_since(last)
                 .unwrap_or_default()
@@ -569,7 +583,7 @@ impl Node {
         Verdict::Carry
     }
 
-    fn end(&mut self, why: &'static str) {
+    pub(super) fn end(&mut self, why: &'static str) {
         self.ended = Some(why);
         self.should_be_up = false;
         self.delay = None;
@@ -587,6 +601,7 @@ impl Node {
         self.delay = None;
         self.killing = false;
         self.ended = None;
+        self.policy.reset();
     }
 
     pub fn status(&self, manager: i32) -> Status {
@@ -661,6 +676,13 @@ impl Node {
             (None, None) => "ended".to_string(),
         });
         match self.ended {
+            Some("fatal") if self.policy.fatal_reason.is_some() => {
+                return Some(format!(
+                    "fatal: {}{}",
+                    self.policy.fatal_reason.as_deref().unwrap_or_default(),
+                    last.map(|l| format!(" (last: {l})")).unwrap_or_default()
+                ));
+            }
             Some("fatal") => {
                 return Some(format!(
                     "fatal: gave up after {} starts in quick succession{}",
@@ -719,6 +741,7 @@ impl Node {
             reason: self.why(now, waiting_for),
             program: &self.s.program,
             after: &self.s.after,
+            limits: self.limits_info(now),
         }
     }
 }
