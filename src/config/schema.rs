@@ -567,11 +567,7 @@ fn program(s: &RawSection, cx: &mut Cx) -> Program {
         e.push(s.end, kind, s);
     }
     if let Err(why) = limits::resolve(&limits::keys_of(&p)) {
-        e.push(
-            s.end,
-            ErrorKind::Invalid(format!("<program {}>: {why}", p.name)),
-            s,
-        );
+        e.push(s.end, ErrorKind::Invalid(why), s);
     }
     if let Some(env) = m[0].first() {
         let origin = Origin::File(cx.errors.location(env.start));
