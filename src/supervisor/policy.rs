@@ -41,11 +41,16 @@ impl PolicyState {
     }
 }
 
-/// Status figures of a node's memory limit and restart policy.
+/// Status figures of a node's memory limit and restart policy. Each is
+/// left out where it says nothing (no limit; zdaemon's backoff, not
+/// backing off), so a node configured as zdaemon's reads as before.
 #[derive(serde::Serialize)]
 pub struct LimitsInfo {
-    pub restart_policy: &'static str,
+    /// Absent: zdaemon's backoff.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<&'static str>,
     /// The delay before the pending (or last) restart, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub restart_delay: Option<f64>,
     /// Starts within the start-limit window, with a start limit.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,7 +63,9 @@ pub struct LimitsInfo {
     /// Resident memory at the last check, in bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rss: Option<u64>,
-    pub memory_restarts: u64,
+    /// Restarts for memory, with a memory limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_restarts: Option<u64>,
 }
 
 /// A number in [0, 1) that differs from call to call.
@@ -137,7 +144,7 @@ impl Node {
             (self.backoff > 0).then_some(self.backoff as f64)
         };
         LimitsInfo {
-            restart_policy: p.name(),
+            restart_policy: p.exponential.then(|| p.name()),
             restart_delay,
             starts_in_window: p.start_limit.map(|(_, secs)| {
                 self.policy
@@ -149,7 +156,8 @@ impl Node {
             start_limit: p.start_limit,
             memory_limit: self.s.memory.as_ref().map(|m| m.bytes),
             rss: self.mem.rss,
-            memory_restarts: self.mem.restarts,
+            memory_restarts: (self.s.memory.is_some() || self.mem.restarts > 0)
+                .then_some(self.mem.restarts),
         }
     }
 }
