@@ -302,45 +302,67 @@ fn exponential_delays_grow_and_stop_at_the_cap() {
 
 // ---------------------------------------------------------------- config
 
+/// `zdctl check` on `programs` fails; its errors.
+fn check_errors(site: &Site, programs: &str) -> String {
+    site_config(site, programs);
+    let o = site.zdctl(&["check"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    stderr(&o)
+}
+
+fn has_error(err: &str, line: usize, what: &str) {
+    assert!(
+        err.lines()
+            .any(|l| l.contains(&format!("zd.conf:{line}: ")) && l.contains(what)),
+        "no {what:?} at line {line}:\n{err}"
+    );
+}
+
 #[test]
 fn check_names_bad_values_with_file_and_line() {
     let site = Site::new();
-    site_config(
+    // The runner and event log take the first 12 lines.
+    let err = check_errors(
         &site,
         "<program a>\n  program sleep 100\n  memory-limit lots\n  \
-         restart-policy linear\n</program>\n\
-         <program b>\n  program sleep 100\n  restart-delay 2\n</program>\n\
-         <program c>\n  program sleep 100\n  restart-policy exponential\n  \
-         restart-delay 2\n  restart-delay-max 1\n  start-limit-burst 0\n</program>\n",
+         restart-policy linear\n  start-limit-burst 0\n  restart-jitter 2\n</program>\n",
     );
-    let o = site.zdctl(&["check"]);
-    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    let err = stderr(&o);
-    let at = |line: usize| format!("zd.conf:{line}: ");
-    // The runner and event log take the first 12 lines; errors about
-    // keys taken together are at the section's end.
-    for (line, what) in [
-        (15, "'lots' (key 'memory-limit')"),
-        (
-            16,
-            "restart-policy must be 'backoff' or 'exponential', not 'linear'",
-        ),
-        (
-            21,
-            "restart-delay, restart-delay-max and restart-jitter need restart-policy exponential",
-        ),
-        (
-            27,
-            "must be a positive integer: '0' (key 'start-limit-burst')",
-        ),
-        (28, "restart-delay-max (1) is less than restart-delay (2)"),
-    ] {
-        assert!(
-            err.lines()
-                .any(|l| l.contains(&at(line)) && l.contains(what)),
-            "no {what:?} at line {line}:\n{err}"
-        );
-    }
+    has_error(&err, 15, "'lots' (key 'memory-limit')");
+    has_error(
+        &err,
+        16,
+        "restart-policy must be 'backoff' or 'exponential', not 'linear'",
+    );
+    has_error(
+        &err,
+        17,
+        "must be a positive integer: '0' (key 'start-limit-burst')",
+    );
+    has_error(
+        &err,
+        18,
+        "must be between 0 and 1: '2' (key 'restart-jitter')",
+    );
+    // Keys that do not go together: the line of the one to fix.
+    let err = check_errors(
+        &site,
+        "<program b>\n  program sleep 100\n  restart-delay 2\n</program>\n",
+    );
+    has_error(
+        &err,
+        15,
+        "program b: restart-delay needs restart-policy exponential",
+    );
+    let err = check_errors(
+        &site,
+        "<program c>\n  program sleep 100\n  restart-policy exponential\n  \
+         restart-delay 2\n  restart-delay-max 1\n</program>\n",
+    );
+    has_error(
+        &err,
+        17,
+        "program c: restart-delay-max (1) is less than restart-delay (2)",
+    );
 }
 
 #[test]
@@ -396,4 +418,60 @@ fn the_keys_show_and_round_trip_through_toml() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("site.toml:"), "{}", stderr(&o));
     assert!(stderr(&o).contains("12 parsecs"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_site_runner_gives_defaults_a_program_may_override() {
+    let site = Site::new();
+    let text = format!(
+        "<runner>\n  socket-name {}\n  restart-policy exponential\n  restart-delay 0.5\n  \
+         start-limit-burst 3\n  memory-limit 1GB\n</runner>\n\
+         <program a>\n  program sleep 100\n</program>\n\
+         <program b>\n  program sleep 100\n  restart-policy backoff\n  \
+         memory-limit 100MB\n</program>\n",
+        site.sock().display()
+    );
+    fs::write(site.path("zd.conf"), text).expect("write config");
+    let o = site.zdctl(&["show", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    let a = node(&v, "a");
+    assert_eq!(a["restart-policy"], "exponential", "{a}");
+    assert_eq!(a["restart-delay"], 0.5, "{a}");
+    assert_eq!(a["start-limit-burst"], 3, "{a}");
+    assert_eq!(a["memory-limit"], 1 << 30, "{a}");
+    let b = node(&v, "b");
+    assert_eq!(b["restart-policy"], "backoff", "{b}");
+    assert!(b.get("restart-delay").is_none(), "{b}");
+    assert_eq!(b["start-limit-burst"], 3, "{b}");
+    assert_eq!(b["memory-limit"], 100 << 20, "{b}");
+}
+
+#[test]
+fn a_zdaemon_runner_config_takes_a_memory_limit() {
+    let site = Site::new();
+    let hog = hog(&site);
+    site.config(
+        &format!("{hog} 60"),
+        "  memory-limit 30MB\n  memory-check-interval 1\n  transcript transcript.log",
+        &eventlog(&site),
+    );
+    let first = start(&site);
+    wait_for("a new pid after the memory restart", || {
+        let p = site.program_pid();
+        p != 0 && p != first
+    });
+    let log = read(&site, "events.log");
+    assert!(
+        log.contains(&format!("WARNING pid {first} uses "))
+            && log.contains("over its memory-limit of 30.0 MB (31457280 bytes); restarting"),
+        "{log}"
+    );
+    // zdaemon's status reply is unchanged; the figures are in --json.
+    let o = site.zdctl(&["status", "--json"]);
+    let v: Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    assert_eq!(v["memory_limit"], 31457280, "{v}");
+    assert!(v["memory_restarts"].as_u64() >= Some(1), "{v}");
+    let o = site.zdctl(&["stop"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }

@@ -200,13 +200,111 @@ pub fn keys_of(p: &super::Program) -> Keys {
     }
 }
 
+/// The keys of a `<runner>` (defaults for a site's programs).
+pub fn runner_keys(r: &super::Runner) -> Keys {
+    Keys {
+        memory_limit: r.memory_limit,
+        memory_cumulative: r.memory_cumulative,
+        memory_check_interval: r.memory_check_interval,
+        restart_policy: r.restart_policy.clone(),
+        restart_delay: r.restart_delay,
+        restart_delay_max: r.restart_delay_max,
+        restart_jitter: r.restart_jitter,
+        start_limit_burst: r.start_limit_burst,
+        start_limit_interval: r.start_limit_interval,
+    }
+}
+
+impl Keys {
+    /// Each key of `self`, else that of `defaults`; the defaults' keys
+    /// that tune a policy or a limit only where the result has it (a
+    /// program that says `restart-policy backoff` under a runner that
+    /// tunes an exponential one is not an error).
+    pub fn or(self, defaults: Keys) -> Keys {
+        let exponential = self
+            .restart_policy
+            .as_deref()
+            .or(defaults.restart_policy.as_deref())
+            == Some("exponential");
+        let limited = self.memory_limit.or(defaults.memory_limit).is_some();
+        let defaults = Keys {
+            memory_cumulative: defaults.memory_cumulative.filter(|_| limited),
+            memory_check_interval: defaults.memory_check_interval.filter(|_| limited),
+            restart_delay: defaults.restart_delay.filter(|_| exponential),
+            restart_delay_max: defaults.restart_delay_max.filter(|_| exponential),
+            restart_jitter: defaults.restart_jitter.filter(|_| exponential),
+            ..defaults
+        };
+        Keys {
+            memory_limit: self.memory_limit.or(defaults.memory_limit),
+            memory_cumulative: self.memory_cumulative.or(defaults.memory_cumulative),
+            memory_check_interval: self
+                .memory_check_interval
+                .or(defaults.memory_check_interval),
+            restart_policy: self.restart_policy.or(defaults.restart_policy),
+            restart_delay: self.restart_delay.or(defaults.restart_delay),
+            restart_delay_max: self.restart_delay_max.or(defaults.restart_delay_max),
+            restart_jitter: self.restart_jitter.or(defaults.restart_jitter),
+            start_limit_burst: self.start_limit_burst.or(defaults.start_limit_burst),
+            start_limit_interval: self.start_limit_interval.or(defaults.start_limit_interval),
+        }
+    }
+}
+
+/// The keys as `show` writes a runner's: only those given.
+pub struct ShownKeys(pub Keys);
+
+impl serde::Serialize for ShownKeys {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let k = &self.0;
+        let mut m = s.serialize_map(None)?;
+        if let Some(v) = k.memory_limit {
+            m.serialize_entry("memory-limit", &v)?;
+        }
+        if let Some(v) = k.memory_cumulative {
+            m.serialize_entry("memory-cumulative", &v)?;
+        }
+        if let Some(v) = k.memory_check_interval {
+            m.serialize_entry("memory-check-interval", &v)?;
+        }
+        if let Some(v) = &k.restart_policy {
+            m.serialize_entry("restart-policy", v)?;
+        }
+        if let Some(v) = k.restart_delay {
+            m.serialize_entry("restart-delay", &v)?;
+        }
+        if let Some(v) = k.restart_delay_max {
+            m.serialize_entry("restart-delay-max", &v)?;
+        }
+        if let Some(v) = k.restart_jitter {
+            m.serialize_entry("restart-jitter", &v)?;
+        }
+        if let Some(v) = k.start_limit_burst {
+            m.serialize_entry("start-limit-burst", &v)?;
+        }
+        if let Some(v) = k.start_limit_interval {
+            m.serialize_entry("start-limit-interval", &v)?;
+        }
+        m.end()
+    }
+}
+
+/// A problem with keys taken together: the key to fix and why.
+pub type Problem = (&'static str, String);
+
 /// The settings the keys make, checked together (each key's own value
 /// was checked as it was read).
-pub fn resolve(k: &Keys) -> Result<(Option<MemoryLimit>, RestartPolicy), String> {
-    if k.memory_limit.is_none()
-        && (k.memory_cumulative.is_some() || k.memory_check_interval.is_some())
-    {
-        return Err("memory-cumulative and memory-check-interval need a memory-limit".into());
+pub fn resolve(k: &Keys) -> Result<(Option<MemoryLimit>, RestartPolicy), Problem> {
+    if k.memory_limit.is_none() {
+        for (key, given) in [
+            ("memory-cumulative", k.memory_cumulative.is_some()),
+            ("memory-check-interval", k.memory_check_interval.is_some()),
+        ] {
+            if given {
+                return Err((key, format!("{key} needs a memory-limit")));
+            }
+        }
     }
     let memory = k.memory_limit.map(|b| MemoryLimit {
         bytes: b.max(1) as u64,
@@ -217,21 +315,25 @@ pub fn resolve(k: &Keys) -> Result<(Option<MemoryLimit>, RestartPolicy), String>
             .max(1) as u64,
     });
     let exponential = k.restart_policy.as_deref() == Some("exponential");
-    let tuned =
-        k.restart_delay.is_some() || k.restart_delay_max.is_some() || k.restart_jitter.is_some();
-    if tuned && !exponential {
-        return Err(
-            "restart-delay, restart-delay-max and restart-jitter need restart-policy exponential"
-                .into(),
-        );
+    if !exponential {
+        for (key, given) in [
+            ("restart-delay", k.restart_delay.is_some()),
+            ("restart-delay-max", k.restart_delay_max.is_some()),
+            ("restart-jitter", k.restart_jitter.is_some()),
+        ] {
+            if given {
+                return Err((key, format!("{key} needs restart-policy exponential")));
+            }
+        }
     }
     let delay = k.restart_delay.unwrap_or(DEFAULT_RESTART_DELAY);
     let delay_max = k
         .restart_delay_max
         .unwrap_or(DEFAULT_RESTART_DELAY_MAX.max(delay));
     if delay_max < delay {
-        return Err(format!(
-            "restart-delay-max ({delay_max}) is less than restart-delay ({delay})"
+        return Err((
+            "restart-delay-max",
+            format!("restart-delay-max ({delay_max}) is less than restart-delay ({delay})"),
         ));
     }
     let start_limit =
@@ -275,6 +377,11 @@ mod tests {
     #[test]
     fn checked_together() {
         let k = Keys {
+            memory_cumulative: Some(true),
+            ..Keys::default()
+        };
+        assert_eq!(resolve(&k).err().map(|e| e.0), Some("memory-cumulative"));
+        let k = Keys {
             restart_delay: Some(5.0),
             ..Keys::default()
         };
@@ -291,5 +398,27 @@ mod tests {
             ..Keys::default()
         };
         assert_eq!(resolve(&k).map(|r| r.1.start_limit), Ok(Some((3, 10))));
+        let program = Keys {
+            restart_delay: Some(0.5),
+            ..Keys::default()
+        };
+        let runner = Keys {
+            restart_policy: Some("exponential".into()),
+            restart_delay: Some(2.0),
+            ..Keys::default()
+        };
+        let both = program.or(runner);
+        assert_eq!(both.restart_delay, Some(0.5));
+        assert_eq!(both.restart_policy.as_deref(), Some("exponential"));
+        let backoff = Keys {
+            restart_policy: Some("backoff".into()),
+            ..Keys::default()
+        };
+        let runner = Keys {
+            restart_policy: Some("exponential".into()),
+            restart_delay: Some(2.0),
+            ..Keys::default()
+        };
+        assert!(resolve(&backoff.or(runner)).is_ok());
     }
 }

@@ -191,6 +191,9 @@ impl Settings {
         };
         let default = config::Runner::new(Vec::new());
         let runner = config.runner.as_ref().unwrap_or(&default);
+        if let Err((key, why)) = config::limits::resolve(&config::limits::runner_keys(runner)) {
+            return Err(format!("{}{why}", runner.origins.of(key).prefix()));
+        }
         checks::environment(
             &config.environment,
             config.origins.of("environment"),
@@ -256,8 +259,13 @@ impl Settings {
             // (as a site's ZEO node is).
             ready_address: config.zeo.as_ref().map(|z| z.address.clone()),
             base: bases.of(at("program")),
-            memory: None,
-            restart: Default::default(),
+            // Checked when loaded (ZConfig) or by `build` (TOML).
+            memory: config::limits::resolve(&config::limits::runner_keys(r))
+                .map(|l| l.0)
+                .unwrap_or_default(),
+            restart: config::limits::resolve(&config::limits::runner_keys(r))
+                .map(|l| l.1)
+                .unwrap_or_default(),
             origins: r.origins.clone(),
         };
         Settings {
@@ -492,8 +500,21 @@ fn node_of(
     // site's <program> section, else the node config's <runner>.
     let at = |key: &str| origins.given(key);
     let path = |key: &str, value: Option<&str>| value.map(|v| bases.resolve(v, at(key)));
-    let (memory, restart) = config::limits::resolve(&config::limits::keys_of(p))
-        .map_err(|e| format!("{}program {}: {e}", source_prefix(&p.source), p.name))?;
+    // Each key: the <program>'s, its config's <runner>'s, the site
+    // <runner>'s.
+    let site_runner = site.runner.as_ref().map(config::limits::runner_keys);
+    let keys = config::limits::keys_of(p)
+        .or(config::limits::runner_keys(r))
+        .or(site_runner.unwrap_or_default());
+    let (memory, restart) = config::limits::resolve(&keys).map_err(|(key, why)| {
+        let at = p.origins.given(key).unwrap_or(&p.origins.section);
+        let at = if at.is_known() {
+            at.prefix()
+        } else {
+            source_prefix(&p.source)
+        };
+        format!("{at}program {}: {why}", p.name)
+    })?;
     let node = NodeSettings {
         name: p.name.clone(),
         program,
