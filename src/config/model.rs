@@ -243,23 +243,55 @@ pub struct Runner {
     pub prompt: Option<String>,
     // Memory limit and restart policy (see `limits`): the program's, or
     // in a site the defaults of its programs.
-    #[serde(default, deserialize_with = "super::limits::toml_memory_limit")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_memory_limit"
+    )]
     pub memory_limit: Option<i64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_cumulative: Option<bool>,
-    #[serde(default, deserialize_with = "super::limits::toml_interval")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_interval"
+    )]
     pub memory_check_interval: Option<i64>,
-    #[serde(default, deserialize_with = "super::limits::toml_policy")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_policy"
+    )]
     pub restart_policy: Option<String>,
-    #[serde(default, deserialize_with = "super::limits::toml_seconds")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_seconds"
+    )]
     pub restart_delay: Option<f64>,
-    #[serde(default, deserialize_with = "super::limits::toml_seconds")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_seconds"
+    )]
     pub restart_delay_max: Option<f64>,
-    #[serde(default, deserialize_with = "super::limits::toml_fraction")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_fraction"
+    )]
     pub restart_jitter: Option<f64>,
-    #[serde(default, deserialize_with = "super::limits::toml_count")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_count"
+    )]
     pub start_limit_burst: Option<i64>,
-    #[serde(default, deserialize_with = "super::limits::toml_interval")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_interval"
+    )]
     pub start_limit_interval: Option<i64>,
     #[serde(default)]
     pub eventlog: Option<EventLog>,
