@@ -475,3 +475,49 @@ fn a_zdaemon_runner_config_takes_a_memory_limit() {
     let o = site.zdctl(&["stop"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+#[test]
+fn reload_applies_a_new_limit_and_policy_without_a_restart() {
+    let site = Site::new();
+    site_config(
+        &site,
+        "<program a>\n  program sleep 100\n</program>\n\
+         <program b>\n  program sleep 100\n</program>\n",
+    );
+    launch(&site);
+    wait_for("a and b running", || {
+        status_json(&site, "a")["state"] == "running"
+            && status_json(&site, "b")["state"] == "running"
+    });
+    let (a, b) = (
+        status_json(&site, "a")["pid"].clone(),
+        status_json(&site, "b")["pid"].clone(),
+    );
+    // a: a limit it is over (sleep uses more than 1 KB) and a policy;
+    // b: a different program, so a restart.
+    site_config(
+        &site,
+        "<program a>\n  program sleep 100\n  memory-limit 1KB\n  memory-check-interval 1\n  \
+         restart-policy exponential\n</program>\n\
+         <program b>\n  program sleep 101\n</program>\n",
+    );
+    let o = site.zdctl(&["reload"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let now = status_json(&site, "a");
+    assert_eq!(now["pid"], a, "{now}");
+    assert_eq!(now["memory_limit"], 1024, "{now}");
+    assert_eq!(now["restart_policy"], "exponential", "{now}");
+    wait_for("b restarted by the reload", || {
+        let n = status_json(&site, "b");
+        n["state"] == "running" && n["pid"] != b
+    });
+    // The new limit is checked from now on: over it, a is restarted.
+    wait_for("a restarted for memory", || {
+        status_json(&site, "a")["memory_restarts"].as_u64() >= Some(1)
+    });
+    let log = read(&site, "events.log");
+    assert!(
+        log.contains("a: memory limit and restart policy updated; not restarted"),
+        "{log}"
+    );
+}

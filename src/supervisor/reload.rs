@@ -217,6 +217,10 @@ impl Supervisor {
             if next == ns && *next_file == file && !returning {
                 continue;
             }
+            // Only its memory limit or restart policy changed: taken at once.
+            if !returning && n.pending.is_none() && n.file == file && n.retune(ns, &mut self.log) {
+                continue;
+            }
             if returning {
                 added.push(ns.name.clone());
             } else {
