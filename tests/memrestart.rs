@@ -125,7 +125,7 @@ fn a_program_over_its_memory_limit_is_restarted_with_the_figure() {
         &site,
         &format!(
             "<program hog>\n  program {hog} 60\n  memory-limit 30MB\n  \
-             memory-check-interval 1\n</program>\n\
+             memory-check-interval 1\n  start-limit-burst 2\n</program>\n\
              <program small>\n  program {hog} 1\n  memory-limit 30MB\n  \
              memory-check-interval 1\n</program>\n"
         ),
@@ -162,6 +162,10 @@ fn a_program_over_its_memory_limit_is_restarted_with_the_figure() {
         "{}",
         read(&site, "events.log")
     );
+    // Restarts for memory are not crashes: the start limit counts the
+    // first start only.
+    let n = status_json(&site, "hog");
+    assert_eq!(n["starts_in_window"], 1, "{n}");
     // The small one was measured and left alone.
     let small = status_json(&site, "small");
     assert_eq!(small["memory_restarts"], 0, "{small}");

@@ -105,6 +105,8 @@ impl Node {
             return false;
         }
         self.mem.restarts += 1;
+        // Not a crash: the start limit counts the program's own ends.
+        self.policy.uncounted = true;
         log.warning(&self.tag(&format!(
             "pid {pid} uses {} ({rss} bytes) of resident memory{}, over its \
              memory-limit of {} ({} bytes); restarting",

@@ -19,6 +19,8 @@ pub struct PolicyState {
     current_delay: Option<f64>,
     /// Why the node gave up, when the start limit made it.
     pub fatal_reason: Option<String>,
+    /// The next start is a restart for memory: not counted.
+    pub uncounted: bool,
 }
 
 impl PolicyState {
@@ -28,6 +30,7 @@ impl PolicyState {
         self.step = 0;
         self.current_delay = None;
         self.fatal_reason = None;
+        self.uncounted = false;
     }
 
     fn prune(&mut self, window: Duration, now: Instant) {
@@ -84,6 +87,9 @@ fn random_fraction() -> f64 {
 impl Node {
     /// A run was started: count it in the start-limit window.
     pub(super) fn count_start(&mut self, now: Instant) {
+        if std::mem::take(&mut self.policy.uncounted) {
+            return;
+        }
         if let Some((_, secs)) = self.s.restart.start_limit {
             self.policy.prune(Duration::from_secs(secs), now);
             self.policy.starts.push_back(now);
