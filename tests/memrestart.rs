@@ -422,6 +422,28 @@ fn the_keys_show_and_round_trip_through_toml() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("site.toml:"), "{}", stderr(&o));
     assert!(stderr(&o).contains("12 parsecs"), "{}", stderr(&o));
+    // Keys that do not go together: the line of the one to fix.
+    let bad = toml.replace("restart-delay-max = 30.0", "restart-delay-max = 0.25");
+    let line = 1 + bad
+        .lines()
+        .position(|l| l.starts_with("restart-delay-max"))
+        .expect("restart-delay-max in the TOML");
+    fs::write(&path, bad).expect("write site.toml");
+    let o = Command::new(env!("CARGO_BIN_EXE_zdctl"))
+        .current_dir(site.dir.path())
+        .arg("-C")
+        .arg(&path)
+        .arg("check")
+        .output()
+        .expect("zdctl runs");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!(
+            "site.toml:{line}: program a: restart-delay-max (0.25) is less than restart-delay (0.5)"
+        )),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
