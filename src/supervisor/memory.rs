@@ -34,6 +34,7 @@ fn rss_of(pid: Pid) -> Option<u64> {
 /// A process and all its descendants (through each thread's children).
 fn tree(pid: Pid) -> Vec<Pid> {
     let mut out = vec![pid];
+    let mut seen = std::collections::HashSet::from([pid]);
     let mut k = 0;
     // Bounded: a fork bomb must not keep the loop here.
     while k < out.len() && out.len() < 10_000 {
@@ -46,7 +47,7 @@ fn tree(pid: Pid) -> Vec<Pid> {
             if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
                 for c in text.split_ascii_whitespace().filter_map(|w| w.parse().ok()) {
                     let c = Pid::from_raw(c);
-                    if !out.contains(&c) {
+                    if seen.insert(c) {
                         out.push(c);
                     }
                 }

@@ -195,12 +195,14 @@ impl Node {
     pub fn spawned(&mut self, result: std::io::Result<Pid>, log: &mut Logger) -> Verdict {
         self.lasttime = Some(SystemTime::now());
         self.spawns += 1;
+        // A start that failed counts too: an exec failing in a loop is a
+        // crash loop.
+        self.count_start(Instant::now());
         self.ready = false;
         match result {
             Ok(pid) => {
                 self.pid = Some(pid);
                 self.started = Some(Instant::now());
-                self.count_start(Instant::now());
                 self.watch_memory(Instant::now());
                 log.info(&self.tag(&format!("spawned process pid={pid}")));
                 self.testing = self.s.start_test_program.is_some();
