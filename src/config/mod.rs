@@ -4,6 +4,7 @@
 pub mod datatypes;
 mod error;
 pub mod health;
+pub mod limits;
 mod logcheck;
 pub mod model;
 mod origin;

@@ -113,6 +113,57 @@ pub struct Program {
     pub logfile: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transcript: Option<String>,
+    // Memory limit and restart policy (see `limits`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_memory_limit"
+    )]
+    pub memory_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_cumulative: Option<bool>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_interval"
+    )]
+    pub memory_check_interval: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_policy"
+    )]
+    pub restart_policy: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_seconds"
+    )]
+    pub restart_delay: Option<f64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_seconds"
+    )]
+    pub restart_delay_max: Option<f64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_fraction"
+    )]
+    pub restart_jitter: Option<f64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_count"
+    )]
+    pub start_limit_burst: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_interval"
+    )]
+    pub start_limit_interval: Option<i64>,
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub environment: IndexMap<String, String>,
     /// `<health>`: the node's health check.
@@ -193,6 +244,58 @@ pub struct Runner {
     pub transcript: Option<String>,
     #[serde(default)]
     pub prompt: Option<String>,
+    // Memory limit and restart policy (see `limits`): the program's, or
+    // in a site the defaults of its programs.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_memory_limit"
+    )]
+    pub memory_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_cumulative: Option<bool>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_interval"
+    )]
+    pub memory_check_interval: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_policy"
+    )]
+    pub restart_policy: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_seconds"
+    )]
+    pub restart_delay: Option<f64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_seconds"
+    )]
+    pub restart_delay_max: Option<f64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_fraction"
+    )]
+    pub restart_jitter: Option<f64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_count"
+    )]
+    pub start_limit_burst: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::limits::toml_interval"
+    )]
+    pub start_limit_interval: Option<i64>,
     #[serde(default)]
     pub eventlog: Option<EventLog>,
     /// Where each key was set, for errors found after loading.
@@ -242,6 +345,15 @@ impl Runner {
             logfile: None,
             transcript: None,
             prompt: None,
+            memory_limit: None,
+            memory_cumulative: None,
+            memory_check_interval: None,
+            restart_policy: None,
+            restart_delay: None,
+            restart_delay_max: None,
+            restart_jitter: None,
+            start_limit_burst: None,
+            start_limit_interval: None,
             eventlog: None,
             origins: Origins::default(),
         }

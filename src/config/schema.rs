@@ -6,6 +6,7 @@
 
 use super::datatypes::{self as dt, Conv, DefaultHost};
 use super::error::ErrorKind;
+use super::limits;
 use super::model::*;
 use super::origin::Origin;
 use super::reader::{Errors, Occurs, Reader, string};
@@ -407,6 +408,15 @@ pub(crate) const RUNNER_KEYS: &[(&str, Occurs)] = &[
     ("logfile", Once),
     ("transcript", Once),
     ("prompt", Once),
+    ("memory-limit", Once),
+    ("memory-cumulative", Once),
+    ("memory-check-interval", Once),
+    ("restart-policy", Once),
+    ("restart-delay", Once),
+    ("restart-delay-max", Once),
+    ("restart-jitter", Once),
+    ("start-limit-burst", Once),
+    ("start-limit-interval", Once),
 ];
 
 /// `<runner>`; in a site it configures the supervisor, so `program` is
@@ -469,9 +479,21 @@ fn runner_of(s: &RawSection, program_required: bool, cx: &mut Cx) -> Runner {
             e,
         ),
         prompt: r.opt("prompt", string, e),
+        memory_limit: r.opt("memory-limit", limits::memory_limit, e),
+        memory_cumulative: r.opt("memory-cumulative", dt::boolean, e),
+        memory_check_interval: r.opt("memory-check-interval", limits::positive_interval, e),
+        restart_policy: r.opt("restart-policy", limits::restart_policy, e),
+        restart_delay: r.opt("restart-delay", limits::seconds, e),
+        restart_delay_max: r.opt("restart-delay-max", limits::seconds, e),
+        restart_jitter: r.opt("restart-jitter", limits::fraction, e),
+        start_limit_burst: r.opt("start-limit-burst", limits::positive_integer, e),
+        start_limit_interval: r.opt("start-limit-interval", limits::positive_interval, e),
         eventlog: None,
         origins: r.origins(e),
     };
+    if let Err((_, why)) = limits::resolve(&limits::runner_keys(&runner)) {
+        cx.errors.push(s.end, ErrorKind::Invalid(why), s);
+    }
     runner.eventlog = m[0].first().map(|s| eventlog(s, cx));
     runner
 }
@@ -491,6 +513,15 @@ pub(crate) const PROGRAM_KEYS: &[(&str, Occurs)] = &[
     ("umask", Once),
     ("logfile", Once),
     ("transcript", Once),
+    ("memory-limit", Once),
+    ("memory-cumulative", Once),
+    ("memory-check-interval", Once),
+    ("restart-policy", Once),
+    ("restart-delay", Once),
+    ("restart-delay-max", Once),
+    ("restart-jitter", Once),
+    ("start-limit-burst", Once),
+    ("start-limit-interval", Once),
 ];
 
 /// `<program NAME>`: a node of a site.
@@ -538,6 +569,15 @@ fn program(s: &RawSection, cx: &mut Cx) -> Program {
             dt::checked_in(transcript_dir.as_deref(), dt::existing_dirpath),
             e,
         ),
+        memory_limit: r.opt("memory-limit", limits::memory_limit, e),
+        memory_cumulative: r.opt("memory-cumulative", dt::boolean, e),
+        memory_check_interval: r.opt("memory-check-interval", limits::positive_interval, e),
+        restart_policy: r.opt("restart-policy", limits::restart_policy, e),
+        restart_delay: r.opt("restart-delay", limits::seconds, e),
+        restart_delay_max: r.opt("restart-delay-max", limits::seconds, e),
+        restart_jitter: r.opt("restart-jitter", limits::fraction, e),
+        start_limit_burst: r.opt("start-limit-burst", limits::positive_integer, e),
+        start_limit_interval: r.opt("start-limit-interval", limits::positive_interval, e),
         environment: Default::default(),
         health: None,
         source: e.describe(s.start),

@@ -45,6 +45,8 @@ pub struct CanonicalRunner<'a> {
     pub logfile: &'a Option<String>,
     pub transcript: &'a Option<String>,
     pub prompt: &'a Option<String>,
+    #[serde(flatten)]
+    pub limits: super::limits::ShownKeys,
 }
 
 #[derive(Serialize)]
@@ -91,6 +93,7 @@ pub fn canonical(config: &Config) -> Canonical<'_> {
             logfile: &r.logfile,
             transcript: &r.transcript,
             prompt: &r.prompt,
+            limits: super::limits::ShownKeys(super::limits::runner_keys(r)),
         }),
         environment: &config.environment,
         eventlog: effective_eventlog(config).map(|log| CanonicalEventLog {

@@ -246,6 +246,7 @@ fn nodes_text(nodes: &[NodeSettings]) -> String {
             ),
             ("logfile".into(), py_opt_path(&n.logfile)),
         ];
+        lines.extend(limits_text(n));
         for (k, v) in &n.environment {
             lines.push((format!("env {k}"), repr_str(v)));
         }
@@ -288,7 +289,7 @@ fn nodes_json(nodes: &[NodeSettings]) -> Value {
                 .iter()
                 .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
                 .collect();
-            json!({
+            let mut node = json!({
                 "name": n.name,
                 "program": n.program,
                 "after": n.after,
@@ -305,7 +306,55 @@ fn nodes_json(nodes: &[NodeSettings]) -> Value {
                 "logfile": n.logfile.as_deref().map(path),
                 "environment": env,
                 "health": n.health.as_ref().map(crate::config::health::json),
-            })
+            });
+            if let Value::Object(map) = &mut node {
+                map.extend(limits_json(n));
+            }
+            node
         })
         .collect()
+}
+
+/// A node's memory limit and restart policy, shown only where set (a
+/// node without them reads as before).
+fn limits_text(n: &NodeSettings) -> Vec<(String, String)> {
+    let mut lines = Vec::new();
+    if let Some(m) = &n.memory {
+        lines.push(("memory-limit".into(), m.bytes.to_string()));
+        lines.push(("memory-cumulative".into(), py_bool(m.cumulative).into()));
+        lines.push(("memory-check-interval".into(), m.interval_secs.to_string()));
+    }
+    let r = &n.restart;
+    if r.exponential {
+        lines.push(("restart-policy".into(), r.name().into()));
+        lines.push(("restart-delay".into(), r.delay.to_string()));
+        lines.push(("restart-delay-max".into(), r.delay_max.to_string()));
+        lines.push(("restart-jitter".into(), r.jitter.to_string()));
+    }
+    if let Some((burst, secs)) = r.start_limit {
+        lines.push(("start-limit-burst".into(), burst.to_string()));
+        lines.push(("start-limit-interval".into(), secs.to_string()));
+    }
+    lines
+}
+
+fn limits_json(n: &NodeSettings) -> serde_json::Map<String, Value> {
+    let r = &n.restart;
+    let mut map = serde_json::Map::new();
+    map.insert("restart-policy".into(), r.name().into());
+    if r.exponential {
+        map.insert("restart-delay".into(), r.delay.into());
+        map.insert("restart-delay-max".into(), r.delay_max.into());
+        map.insert("restart-jitter".into(), r.jitter.into());
+    }
+    if let Some((burst, secs)) = r.start_limit {
+        map.insert("start-limit-burst".into(), burst.into());
+        map.insert("start-limit-interval".into(), secs.into());
+    }
+    if let Some(m) = &n.memory {
+        map.insert("memory-limit".into(), m.bytes.into());
+        map.insert("memory-cumulative".into(), m.cumulative.into());
+        map.insert("memory-check-interval".into(), m.interval_secs.into());
+    }
+    map
 }

@@ -79,6 +79,10 @@ pub struct NodeSettings {
     /// The directory relative program names are taken from (zdctl's, at
     /// the start): zdrun itself may have changed into `directory`.
     pub base: PathBuf,
+    /// Restart the program when its resident memory passes this.
+    pub memory: Option<config::limits::MemoryLimit>,
+    /// How the program is restarted after it ended on its own.
+    pub restart: config::limits::RestartPolicy,
     /// Where each of these settings was written, for errors.
     pub origins: Origins,
 }
@@ -189,6 +193,9 @@ impl Settings {
         };
         let default = config::Runner::new(Vec::new());
         let runner = config.runner.as_ref().unwrap_or(&default);
+        if let Err((key, why)) = config::limits::resolve(&config::limits::runner_keys(runner)) {
+            return Err(format!("{}{why}", runner.origins.of(key).prefix()));
+        }
         checks::environment(
             &config.environment,
             config.origins.of("environment"),
@@ -255,6 +262,13 @@ impl Settings {
             ready_address: config.zeo.as_ref().map(|z| z.address.clone()),
             health: None,
             base: bases.of(at("program")),
+            // Checked when loaded (ZConfig) or by `build` (TOML).
+            memory: config::limits::resolve(&config::limits::runner_keys(r))
+                .map(|l| l.0)
+                .unwrap_or_default(),
+            restart: config::limits::resolve(&config::limits::runner_keys(r))
+                .map(|l| l.1)
+                .unwrap_or_default(),
             origins: r.origins.clone(),
         };
         Settings {
@@ -489,6 +503,21 @@ fn node_of(
     // site's <program> section, else the node config's <runner>.
     let at = |key: &str| origins.given(key);
     let path = |key: &str, value: Option<&str>| value.map(|v| bases.resolve(v, at(key)));
+    // Each key: the <program>'s, its config's <runner>'s, the site
+    // <runner>'s.
+    let site_runner = site.runner.as_ref().map(config::limits::runner_keys);
+    let keys = config::limits::keys_of(p)
+        .or(config::limits::runner_keys(r))
+        .or(site_runner.unwrap_or_default());
+    let (memory, restart) = config::limits::resolve(&keys).map_err(|(key, why)| {
+        let at = p.origins.given(key).unwrap_or(&p.origins.section);
+        let at = if at.is_known() {
+            at.prefix()
+        } else {
+            source_prefix(&p.source)
+        };
+        format!("{at}program {}: {why}", p.name)
+    })?;
     let node = NodeSettings {
         name: p.name.clone(),
         program,
@@ -529,6 +558,8 @@ fn node_of(
             .map(|z| z.address.clone()),
         health: health_of(p, &bases.of(at("program")))?,
         base: bases.of(at("program")),
+        memory,
+        restart,
         origins: origins.clone(),
     };
     Ok((node, connects))

@@ -138,6 +138,8 @@ impl Settings {
             ready_address: None,
             health: None,
             base: PathBuf::from("/"),
+            memory: None,
+            restart: Default::default(),
             origins: Default::default(),
         };
         Settings {

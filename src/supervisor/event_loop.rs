@@ -374,6 +374,7 @@ impl Supervisor {
                     n.ready_probe,
                     n.start_deadline,
                     health,
+                    n.mem.next,
                 ]
             })
             .flatten()
@@ -557,7 +558,11 @@ impl Supervisor {
             n.send("WATCHDOG=1");
             self.watchdog_at = n.watchdog.map(|d| now + d);
         }
-        for n in &mut self.nodes {
+        let mut over_memory = Vec::new();
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            if n.mem.next.is_some_and(|t| t <= now) && n.check_memory(now, &mut self.log) {
+                over_memory.push(i);
+            }
             if n.delay.is_some_and(|d| d <= now) {
                 n.delay_passed(now, &mut self.log);
             }
@@ -570,6 +575,14 @@ impl Supervisor {
             if n.start_deadline.is_some_and(|t| t <= now) {
                 n.start_timeout_passed(&mut self.log);
             }
+        }
+        // A graceful restart, in order, as `restart NAME` does, but not
+        // counted against the restart policy.
+        for &i in &over_memory {
+            self.nodes[i].stop_wanted = true;
+        }
+        if !over_memory.is_empty() {
+            self.stop_in_order();
         }
     }
 

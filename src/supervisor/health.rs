@@ -214,16 +214,6 @@ impl State {
 }
 
 impl Node {
-    /// Whether `new` differs from the node's settings in `<health>` only.
-    pub(super) fn only_health_differs(&self, new: &crate::settings::NodeSettings) -> bool {
-        if self.s.health == new.health {
-            return false;
-        }
-        let mut same = new.clone();
-        same.health = self.s.health.clone();
-        same == self.s
-    }
-
     /// A reload changed only `<health>`: the new check applies to the run
     /// under way (no restart for it); a node ready stays ready.
     pub(super) fn retune_health(&mut self, check: Option<Check>) {

@@ -75,6 +75,8 @@ pub struct NodeInfo<'a> {
     pub health_failing: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health_restarts: Option<u64>,
+    #[serde(flatten)]
+    pub limits: super::policy::LimitsInfo,
 }
 
 #[derive(serde::Serialize)]
@@ -140,6 +142,8 @@ pub struct Node {
     pub timed_out: bool,
     /// `<health>`: the check of the current run, and its figures.
     pub health: super::health::State,
+    pub policy: super::policy::PolicyState,
+    pub mem: super::memory::MemWatch,
 }
 
 impl Node {
@@ -174,6 +178,8 @@ impl Node {
             start_deadline: None,
             timed_out: false,
             health: Default::default(),
+            policy: Default::default(),
+            mem: Default::default(),
         }
     }
 
@@ -202,11 +208,15 @@ impl Node {
     pub fn spawned(&mut self, result: std::io::Result<Pid>, log: &mut Logger) -> Verdict {
         self.lasttime = Some(SystemTime::now());
         self.spawns += 1;
+        // A start that failed counts too: an exec failing in a loop is a
+        // crash loop.
+        self.count_start(Instant::now());
         self.ready = false;
         match result {
             Ok(pid) => {
                 self.pid = Some(pid);
                 self.started = Some(Instant::now());
+                self.watch_memory(Instant::now());
                 log.info(&self.tag(&format!("spawned process pid={pid}")));
                 self.testing = self.s.start_test_program.is_some();
                 self.test_retry = self.testing.then(Instant::now);
@@ -526,6 +536,7 @@ impl Node {
         self.health.end();
         self.start_deadline = None;
         self.timed_out = false;
+        self.mem.next = None;
         if let Some(test) = self.test.take() {
             // The test runs in its own process group; reap() collects it.
             let _ = killpg(test.pid, Signal::SIGKILL);
@@ -554,8 +565,13 @@ impl Node {
 
     /// zdaemon's governor, then the exit-codes rule.
     fn govern(&mut self, code: Option<i32>, msg: String, log: &mut Logger) -> Verdict {
+        if let Some(v) = self.start_limit_hit(&msg, log) {
+            return v;
+        }
         let limit = self.s.backoff_limit;
-        if let Some(last) = self.lasttime {
+        if self.s.restart.exponential {
+            self.exponential_delay(log);
+        } else if let Some(last) = self.lasttime {
             let up = SystemTime::now()
                 .duration_since(last)
                 .unwrap_or_default()
@@ -589,7 +605,7 @@ impl Node {
         Verdict::Carry
     }
 
-    fn end(&mut self, why: &'static str) {
+    pub(super) fn end(&mut self, why: &'static str) {
         self.ended = Some(why);
         self.should_be_up = false;
         self.delay = None;
@@ -607,6 +623,7 @@ impl Node {
         self.delay = None;
         self.killing = false;
         self.ended = None;
+        self.policy.reset();
     }
 
     pub fn status(&self, manager: i32) -> Status {
@@ -682,6 +699,13 @@ impl Node {
             (None, None) => "ended".to_string(),
         });
         match self.ended {
+            Some("fatal") if self.policy.fatal_reason.is_some() => {
+                return Some(format!(
+                    "fatal: {}{}",
+                    self.policy.fatal_reason.as_deref().unwrap_or_default(),
+                    last.map(|l| format!(" (last: {l})")).unwrap_or_default()
+                ));
+            }
             Some("fatal") => {
                 return Some(format!(
                     "fatal: gave up after {} starts in quick succession{}",
@@ -744,6 +768,7 @@ impl Node {
             health_latency_seconds: self.health.latency,
             health_failing: self.health.failing(),
             health_restarts: self.s.health.as_ref().map(|_| self.health.restarts),
+            limits: self.limits_info(now),
         }
     }
 }

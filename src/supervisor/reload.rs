@@ -217,8 +217,21 @@ impl Supervisor {
             if next == ns && *next_file == file && !returning {
                 continue;
             }
-            if !returning && n.pending.is_none() && n.file == file && n.only_health_differs(ns) {
-                n.retune_health(ns.health.clone());
+            // Only what applies to a running program changed (its health
+            // check, memory limit or restart policy): taken at once.
+            if !returning && n.pending.is_none() && n.file == file && {
+                let mut rest = ns.clone();
+                rest.health = n.s.health.clone();
+                rest.memory = n.s.memory.clone();
+                rest.restart = n.s.restart.clone();
+                rest == n.s
+            } {
+                if n.s.health != ns.health {
+                    n.retune_health(ns.health.clone());
+                }
+                if n.s.memory != ns.memory || n.s.restart != ns.restart {
+                    n.retune(ns, &mut self.log);
+                }
                 changed.push(ns.name.clone());
                 continue;
             }
