@@ -113,6 +113,12 @@ pub struct Program {
     pub logfile: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transcript: Option<String>,
+    /// A command run on the node's events (started, ready, exited, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_hook: Option<Vec<String>>,
+    /// Seconds an event hook may run before it is killed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_hook_timeout: Option<i64>,
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub environment: IndexMap<String, String>,
     /// Where the section starts (`FILE:LINE`), for later errors.
@@ -190,6 +196,11 @@ pub struct Runner {
     pub transcript: Option<String>,
     #[serde(default)]
     pub prompt: Option<String>,
+    /// The default event hook of every program.
+    #[serde(default)]
+    pub event_hook: Option<Vec<String>>,
+    #[serde(default = "Runner::default_hook_timeout")]
+    pub event_hook_timeout: i64,
     #[serde(default)]
     pub eventlog: Option<EventLog>,
     /// Where each key was set, for errors found after loading.
@@ -215,6 +226,9 @@ impl Runner {
     fn default_umask() -> u32 {
         0o22
     }
+    pub fn default_hook_timeout() -> i64 {
+        30
+    }
 
     /// A runner with every default and the given program.
     pub fn new(program: Vec<String>) -> Self {
@@ -239,6 +253,8 @@ impl Runner {
             logfile: None,
             transcript: None,
             prompt: None,
+            event_hook: None,
+            event_hook_timeout: Self::default_hook_timeout(),
             eventlog: None,
             origins: Origins::default(),
         }

@@ -406,6 +406,8 @@ pub(crate) const RUNNER_KEYS: &[(&str, Occurs)] = &[
     ("logfile", Once),
     ("transcript", Once),
     ("prompt", Once),
+    ("event-hook", Once),
+    ("event-hook-timeout", Once),
 ];
 
 /// `<runner>`; in a site it configures the supervisor, so `program` is
@@ -468,6 +470,8 @@ fn runner_of(s: &RawSection, program_required: bool, cx: &mut Cx) -> Runner {
             e,
         ),
         prompt: r.opt("prompt", string, e),
+        event_hook: r.opt("event-hook", words, e),
+        event_hook_timeout: r.or("event-hook-timeout", "30", dt::integer, e),
         eventlog: None,
         origins: r.origins(e),
     };
@@ -490,6 +494,8 @@ pub(crate) const PROGRAM_KEYS: &[(&str, Occurs)] = &[
     ("umask", Once),
     ("logfile", Once),
     ("transcript", Once),
+    ("event-hook", Once),
+    ("event-hook-timeout", Once),
 ];
 
 /// `<program NAME>`: a node of a site.
@@ -536,6 +542,8 @@ fn program(s: &RawSection, cx: &mut Cx) -> Program {
             dt::checked_in(transcript_dir.as_deref(), dt::existing_dirpath),
             e,
         ),
+        event_hook: r.opt("event-hook", words, e),
+        event_hook_timeout: r.opt("event-hook-timeout", dt::integer, e),
         environment: Default::default(),
         source: e.describe(s.start),
         origins: r.origins(e),

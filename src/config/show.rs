@@ -45,6 +45,8 @@ pub struct CanonicalRunner<'a> {
     pub logfile: &'a Option<String>,
     pub transcript: &'a Option<String>,
     pub prompt: &'a Option<String>,
+    pub event_hook: &'a Option<Vec<String>>,
+    pub event_hook_timeout: i64,
 }
 
 #[derive(Serialize)]
@@ -91,6 +93,8 @@ pub fn canonical(config: &Config) -> Canonical<'_> {
             logfile: &r.logfile,
             transcript: &r.transcript,
             prompt: &r.prompt,
+            event_hook: &r.event_hook,
+            event_hook_timeout: r.event_hook_timeout,
         }),
         environment: &config.environment,
         eventlog: effective_eventlog(config).map(|log| CanonicalEventLog {

@@ -234,6 +234,14 @@ fn nodes_text(nodes: &[NodeSettings]) -> String {
                 repr_str(&n.transcript.to_string_lossy()),
             ),
             ("logfile".into(), py_opt_path(&n.logfile)),
+            (
+                "event-hook".into(),
+                n.event_hook.as_deref().map_or("None".into(), repr_list),
+            ),
+            (
+                "event-hook-timeout".into(),
+                n.event_hook_timeout.to_string(),
+            ),
         ];
         for (k, v) in &n.environment {
             lines.push((format!("env {k}"), repr_str(v)));
@@ -289,6 +297,8 @@ fn nodes_json(nodes: &[NodeSettings]) -> Value {
                 "umask": n.umask,
                 "transcript": path(&n.transcript),
                 "logfile": n.logfile.as_deref().map(path),
+                "event-hook": n.event_hook,
+                "event-hook-timeout": n.event_hook_timeout,
                 "environment": env,
             })
         })

@@ -77,6 +77,10 @@ pub struct NodeSettings {
     /// The directory relative program names are taken from (zdctl's, at
     /// the start): zdrun itself may have changed into `directory`.
     pub base: PathBuf,
+    /// Run on the node's events, with the event in its environment.
+    pub event_hook: Option<Vec<String>>,
+    /// Seconds an event hook may run.
+    pub event_hook_timeout: i64,
     /// Where each of these settings was written, for errors.
     pub origins: Origins,
 }
@@ -91,6 +95,8 @@ const NODE_KEYS: &[&str] = &[
     "stop-timeout",
     "transcript",
     "logfile",
+    "event-hook",
+    "event-hook-timeout",
 ];
 
 /// Where a relative path in the configuration is taken from: a path
@@ -252,6 +258,12 @@ impl Settings {
             // (as a site's ZEO node is).
             ready_address: config.zeo.as_ref().map(|z| z.address.clone()),
             base: bases.of(at("program")),
+            event_hook: r
+                .event_hook
+                .as_deref()
+                .filter(|h| !h.is_empty())
+                .map(|h| program_from(h, &bases.of(at("event-hook")))),
+            event_hook_timeout: r.event_hook_timeout,
             origins: r.origins.clone(),
         };
         Settings {
@@ -486,6 +498,27 @@ fn node_of(
     // site's <program> section, else the node config's <runner>.
     let at = |key: &str| origins.given(key);
     let path = |key: &str, value: Option<&str>| value.map(|v| bases.resolve(v, at(key)));
+    // The event hook: the program's, else its config's runner's, else
+    // the site runner's (one hook for every program reads naturally).
+    let site_runner = site.runner.as_ref().unwrap_or(&defaults);
+    let hook = [
+        (p.event_hook.as_deref(), at("event-hook")),
+        (r.event_hook.as_deref(), at("event-hook")),
+        (
+            site_runner.event_hook.as_deref(),
+            site_runner.origins.given("event-hook"),
+        ),
+    ]
+    .into_iter()
+    .find_map(|(h, origin)| h.map(|h| (h, bases.of(origin))))
+    .filter(|(h, _)| !h.is_empty());
+    let own_timeout = own_origins
+        .filter(|o| o.given("event-hook-timeout").is_some())
+        .map(|_| r.event_hook_timeout);
+    let event_hook_timeout = p
+        .event_hook_timeout
+        .or(own_timeout)
+        .unwrap_or(site_runner.event_hook_timeout);
     let node = NodeSettings {
         name: p.name.clone(),
         program,
@@ -525,6 +558,8 @@ fn node_of(
             .and_then(|c| c.zeo.as_ref())
             .map(|z| z.address.clone()),
         base: bases.of(at("program")),
+        event_hook: hook.map(|(h, base)| program_from(h, &base)),
+        event_hook_timeout,
         origins: origins.clone(),
     };
     Ok((node, connects))

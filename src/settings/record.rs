@@ -137,6 +137,8 @@ impl Settings {
             after: Vec::new(),
             ready_address: None,
             base: PathBuf::from("/"),
+            event_hook: None,
+            event_hook_timeout: 30,
             origins: Default::default(),
         };
         Settings {

@@ -366,7 +366,15 @@ impl Supervisor {
         let nodes = self
             .nodes
             .iter()
-            .flat_map(|n| [n.delay, n.test_retry, n.ready_probe, n.start_deadline])
+            .flat_map(|n| {
+                [
+                    n.delay,
+                    n.test_retry,
+                    n.ready_probe,
+                    n.start_deadline,
+                    n.hooks.next_wake(),
+                ]
+            })
             .flatten()
             .min();
         let reload = self
@@ -543,6 +551,9 @@ impl Supervisor {
             if n.start_deadline.is_some_and(|t| t <= now) {
                 n.start_timeout_passed(&mut self.log);
             }
+            if n.hooks.due(now) {
+                hooks::tick(n, now, &mut self.log);
+            }
         }
     }
 
@@ -577,6 +588,8 @@ impl Supervisor {
                 self.sweep_due = true;
             } else if let Some(n) = self.nodes.iter_mut().find(|n| n.owns_test(pid)) {
                 n.test_exited(status, &mut self.log);
+            } else if let Some(n) = self.nodes.iter_mut().find(|n| n.hooks.owns(pid)) {
+                hooks::finished(n, status, &mut self.log);
             } else if self.guard.as_ref().is_some_and(|g| g.pid == pid) {
                 self.log.warning("the guard process died");
                 self.guard = None;
@@ -612,7 +625,10 @@ impl Supervisor {
             self.nodes.iter().filter_map(|n| n.pid).collect();
         for pid in leftovers::children() {
             if ours.contains(&pid)
-                || self.nodes.iter().any(|n| n.owns_test(pid))
+                || self
+                    .nodes
+                    .iter()
+                    .any(|n| n.owns_test(pid) || n.hooks.owns(pid))
                 || self.guard.as_ref().is_some_and(|g| g.pid == pid)
             {
                 continue;

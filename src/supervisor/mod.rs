@@ -24,6 +24,7 @@
 
 mod commands;
 mod event_loop;
+mod hooks;
 mod leftovers;
 mod node;
 mod reload;

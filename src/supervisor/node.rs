@@ -8,6 +8,7 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
+use super::hooks::{self, Event};
 use super::spawn;
 use super::transcript::Transcript;
 use crate::eventlog::Logger;
@@ -65,6 +66,7 @@ pub struct NodeInfo<'a> {
     pub reason: Option<String>,
     pub program: &'a [String],
     pub after: &'a [String],
+    pub restarts_by_cause: hooks::Causes,
 }
 
 #[derive(serde::Serialize)]
@@ -128,6 +130,8 @@ pub struct Node {
     pub start_deadline: Option<Instant>,
     /// Not ready within its start-timeout (the run goes on).
     pub timed_out: bool,
+    /// Event counts and the event hook's runs.
+    pub hooks: hooks::Hooks,
 }
 
 impl Node {
@@ -161,6 +165,7 @@ impl Node {
             next_transcript: None,
             start_deadline: None,
             timed_out: false,
+            hooks: hooks::Hooks::default(),
         }
     }
 
@@ -195,6 +200,7 @@ impl Node {
                 self.pid = Some(pid);
                 self.started = Some(Instant::now());
                 log.info(&self.tag(&format!("spawned process pid={pid}")));
+                hooks::raise(self, Event::Started, None);
                 self.testing = self.s.start_test_program.is_some();
                 self.test_retry = self.testing.then(Instant::now);
                 self.ready_probe = self.s.ready_address.is_some().then(Instant::now);
@@ -242,7 +248,11 @@ impl Node {
     }
 
     fn update_ready(&mut self) {
+        let was = self.ready;
         self.ready = self.pid.is_some() && !self.testing && self.ready_probe.is_none();
+        if self.ready && !was {
+            hooks::raise(self, Event::Ready, None);
+        }
         if self.ready {
             self.start_deadline = None;
             self.timed_out = false;
@@ -535,6 +545,14 @@ impl Node {
     /// zdaemon's governor, then the exit-codes rule.
     fn govern(&mut self, code: Option<i32>, msg: String, log: &mut Logger) -> Verdict {
         let limit = self.s.backoff_limit;
+        let expected = self
+            .s
+            .exit_codes
+            .contains(&code.map(i64::from).unwrap_or(-1));
+        if !expected {
+            let why = msg.rsplit(": ").next().unwrap_or(&msg).to_string();
+            hooks::raise(self, Event::Exited, Some(&why));
+        }
         if let Some(last) = self.lasttime {
             let up = SystemTime::now()
                 .duration_since(last)
@@ -549,6 +567,7 @@ impl Node {
                         log.info(&msg);
                         log.critical(&self.tag("restarting too frequently; quit"));
                         self.end("fatal");
+                        hooks::raise(self, Event::Fatal, Some("restarting too frequently"));
                         return Verdict::End(1);
                     }
                 }
@@ -566,6 +585,7 @@ impl Node {
             return Verdict::End(exit_code as i32);
         }
         log.info(&msg);
+        self.hooks.causes.crash += 1;
         Verdict::Carry
     }
 
@@ -719,6 +739,7 @@ impl Node {
             reason: self.why(now, waiting_for),
             program: &self.s.program,
             after: &self.s.after,
+            restarts_by_cause: self.hooks.causes,
         }
     }
 }

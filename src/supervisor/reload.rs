@@ -217,6 +217,17 @@ impl Supervisor {
             if next == ns && *next_file == file && !returning {
                 continue;
             }
+            if *next_file == file && !returning && hooks::only_hook_differs(next, ns) {
+                // A new event hook needs no restart of the program.
+                hooks::set_hook(n, ns);
+                continue;
+            }
+            if !returning {
+                hooks::raise(n, hooks::Event::Reloaded, Some("configuration changed"));
+                if n.pid.is_some() {
+                    n.hooks.causes.manual += 1;
+                }
+            }
             if returning {
                 added.push(ns.name.clone());
             } else {
