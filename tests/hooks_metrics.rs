@@ -603,3 +603,94 @@ fn metrics_of_a_single_program() {
     );
     assert_eq!(status["restarts_by_cause"]["crash"], 0);
 }
+
+/// The example hook posts a crash to a webhook, with curl.
+#[test]
+fn the_example_hook_posts_to_a_webhook() {
+    use std::io::{Read, Write};
+    assert!(
+        std::process::Command::new("curl")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "curl is needed by examples/hooks/notify.sh"
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    listener.set_nonblocking(true).expect("nonblocking");
+    let site = Site::new();
+    let notify = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hooks/notify.sh");
+    let crash = script(&site, "crash.sh", "sleep 0.2\nexit 3");
+    site_config(
+        &site,
+        &format!("  event-hook sh {notify}"),
+        &format!(
+            "<environment>\n  NOTIFY_WEBHOOK http://127.0.0.1:{port}/hook\n</environment>\n\
+             <program crasher>\n  program {crash}\n  backoff-limit 1\n</program>\n"
+        ),
+    );
+    launch(&site);
+    let start = Instant::now();
+    let mut stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(start.elapsed() < DEADLINE, "no webhook call");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    stream.set_nonblocking(false).expect("blocking");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Headers, then the body (its length is small): read until the JSON ends.
+    while !String::from_utf8_lossy(&request).trim_end().ends_with('}') {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let request = String::from_utf8_lossy(&request).into_owned();
+    assert!(request.starts_with("POST /hook HTTP/1.1\r\n"), "{request}");
+    assert!(request.contains("application/json"), "{request}");
+    assert!(request.contains(": exited (exit status 3)\"}"), "{request}");
+    assert!(request.contains("{\"text\": \"crasher on "), "{request}");
+    drop(stream);
+    let start = Instant::now();
+    while !read(&site, "events.log").contains("crasher: event hook (exited): notified: crasher on")
+    {
+        assert!(start.elapsed() < DEADLINE, "{}", read(&site, "events.log"));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A zdaemon runner config's program that gives up ends zdrun, as in
+/// zdaemon, but not before its hook has told of it.
+#[test]
+fn a_single_program_gives_up_after_its_hook_ran() {
+    let site = Site::new();
+    let hook = hook(&site);
+    let crash = script(&site, "crash.sh", "sleep 0.2\nexit 3");
+    site.config(
+        &crash,
+        &format!(
+            "  backoff-limit 1\n  event-hook {hook}\n{}",
+            eventlog(&site)
+        ),
+        "",
+    );
+    launch(&site);
+    let manager = site.manager_pid();
+    wait_for("zdrun gone", || !alive(manager));
+    let events: Vec<String> = runs(&site)
+        .into_iter()
+        .map(|r| r["event"].clone())
+        .collect();
+    assert_eq!(events, ["started", "ready", "exited", "fatal"]);
+    assert!(runs(&site).iter().all(|r| r["node"] == "program"));
+}

@@ -117,7 +117,8 @@ fn show_json_is_the_canonical_view() {
     let top: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(top, ["runner", "environment", "eventlog"]);
     let runner = v["runner"].as_object().unwrap();
-    assert_eq!(runner.len(), 19);
+    // zdaemon's keys, and event-hook and event-hook-timeout.
+    assert_eq!(runner.len(), 21);
     assert_eq!(v["runner"]["program"], serde_json::json!(["sleep", "100"]));
     assert_eq!(v["runner"]["backoff-limit"], 10);
     assert_eq!(v["runner"]["exit-codes"], serde_json::json!([0, 2]));

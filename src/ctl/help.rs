@@ -122,7 +122,6 @@ const ACTIONS: &[&str] = &[
     "kill",
     "logreopen",
     "logtail",
-    "metrics",
     "reload",
     "reopen_transcript",
     "restart",

@@ -192,15 +192,40 @@ pub fn exposition(info: Option<&Value>) -> String {
         &|n| n["rss_bytes"].as_f64(),
     );
     gauge(
-        "zdrun_node_health_failures",
-        "Consecutive failures of the node's health check.",
-        &|n| n["health_failures"].as_f64(),
+        "zdrun_node_memory_limit_bytes",
+        "The node's memory-limit in bytes.",
+        &|n| n["memory_limit"].as_f64(),
+    );
+    gauge(
+        "zdrun_node_health_failing",
+        "Failures in a row of the node's health check now.",
+        &|n| n["health_failing"].as_f64(),
     );
     gauge(
         "zdrun_node_health_latency_seconds",
         "How long the node's last health check took, in seconds.",
         &|n| n["health_latency_seconds"].as_f64(),
     );
+    let checked: Vec<&Value> = nodes
+        .iter()
+        .filter(|n| n["health_failures"].is_number())
+        .collect();
+    if !checked.is_empty() {
+        let mut f = family(
+            &mut out,
+            "zdrun_node_health_failures",
+            "counter",
+            "Failed health checks of the node since zdrun started.",
+        );
+        for n in checked {
+            let v = n["health_failures"].as_f64().unwrap_or(0.0);
+            f.sample(
+                "zdrun_node_health_failures_total",
+                &[("node", node_name(n))],
+                v,
+            );
+        }
+    }
     let mut f = family(
         &mut out,
         "zdrun_node_restarts",
@@ -210,7 +235,13 @@ pub fn exposition(info: Option<&Value>) -> String {
     for n in nodes {
         let by = &n["restarts_by_cause"];
         for cause in CAUSES {
-            let v = by[cause].as_f64().unwrap_or(0.0);
+            // The health and memory watchers keep counts of their own too.
+            let own = match *cause {
+                "health" => n["health_restarts"].as_f64(),
+                "memory" => n["memory_restarts"].as_f64(),
+                _ => None,
+            };
+            let v = by[cause].as_f64().unwrap_or(0.0).max(own.unwrap_or(0.0));
             f.sample(
                 "zdrun_node_restarts_total",
                 &[("node", node_name(n)), ("cause", cause)],
@@ -275,5 +306,23 @@ mod tests {
         assert!(text.contains("zdrun_node_last_exit_status{node=\"web\"} 137\n"));
         assert!(text.contains("zdrun_node_restarts_total{node=\"web\",cause=\"crash\"} 2\n"));
         assert!(!text.contains("zdrun_node_health"));
+    }
+
+    #[test]
+    fn health_and_memory_figures() {
+        let info = serde_json::json!({"nodes": [{
+            "name": "web", "state": "running", "pid": 12,
+            "health_failures": 4, "health_failing": 1, "health_latency_seconds": 0.002,
+            "health_restarts": 1, "memory_limit": 800000000u64, "memory_restarts": 2,
+            "restarts_by_cause": {"crash": 0, "health": 0, "memory": 0, "manual": 0}
+        }]});
+        let text = exposition(Some(&info));
+        assert!(text.contains("# TYPE zdrun_node_health_failures counter\n"));
+        assert!(text.contains("zdrun_node_health_failures_total{node=\"web\"} 4\n"));
+        assert!(text.contains("zdrun_node_health_failing{node=\"web\"} 1\n"));
+        assert!(text.contains("zdrun_node_health_latency_seconds{node=\"web\"} 0.002\n"));
+        assert!(text.contains("zdrun_node_memory_limit_bytes{node=\"web\"} 800000000\n"));
+        assert!(text.contains("zdrun_node_restarts_total{node=\"web\",cause=\"health\"} 1\n"));
+        assert!(text.contains("zdrun_node_restarts_total{node=\"web\",cause=\"memory\"} 2\n"));
     }
 }

@@ -234,15 +234,12 @@ fn nodes_text(nodes: &[NodeSettings]) -> String {
                 repr_str(&n.transcript.to_string_lossy()),
             ),
             ("logfile".into(), py_opt_path(&n.logfile)),
-            (
-                "event-hook".into(),
-                n.event_hook.as_deref().map_or("None".into(), repr_list),
-            ),
-            (
-                "event-hook-timeout".into(),
-                n.event_hook_timeout.to_string(),
-            ),
         ];
+        // Only when there is one (the labels set the column's width).
+        if let Some(hook) = &n.event_hook {
+            lines.push(("event-hook".into(), repr_list(hook)));
+            lines.push(("hook-timeout".into(), n.event_hook_timeout.to_string()));
+        }
         for (k, v) in &n.environment {
             lines.push((format!("env {k}"), repr_str(v)));
         }

@@ -127,7 +127,11 @@ impl Supervisor {
             nix::libc::malloc_trim(0);
         }
         loop {
-            if let Some(code) = self.exit_status {
+            // Hooks under way (bounded by their timeout) are let finish.
+            let hooks_busy = self.nodes.iter().any(|n| n.hooks.busy());
+            if let Some(code) = self.exit_status
+                && !hooks_busy
+            {
                 return code;
             }
             let before = self.nodes.len();
@@ -139,7 +143,7 @@ impl Supervisor {
                 .nodes
                 .iter()
                 .all(|n| !n.should_be_up && n.pid.is_none());
-            if idle && (self.shutting_down || !self.s.hang_around) {
+            if idle && !hooks_busy && (self.shutting_down || !self.s.hang_around) {
                 self.log.info("Exiting");
                 // A site whose every program gave up failed, as a single
                 // program's give-up does.
@@ -452,7 +456,13 @@ impl Supervisor {
         }
         if self.exit_status.is_some() {
             // On the way out: answering now would report a manager that is
-            // about to be gone.
+            // about to be gone. Only the last hooks run.
+            let now = Instant::now();
+            for n in &mut self.nodes {
+                if n.hooks.due(now) {
+                    hooks::tick(n, now, &mut self.log);
+                }
+            }
             return;
         }
         self.handle_timers();

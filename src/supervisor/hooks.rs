@@ -122,6 +122,12 @@ impl Hooks {
         self.running.as_ref().is_some_and(|r| r.pid == pid)
     }
 
+    /// A hook runs or waits to: zdrun stays for it before exiting (a
+    /// program that gave up is the event most worth telling).
+    pub fn busy(&self) -> bool {
+        self.running.is_some() || !self.queue.is_empty()
+    }
+
     /// Is there something for [`tick`] to do at `now`?
     pub fn due(&self, now: Instant) -> bool {
         match &self.running {
@@ -238,6 +244,9 @@ fn start(node: &Node, words: &[String], q: &Queued) -> std::io::Result<Running> 
         q.at.duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs_f64();
+    // The program's environment (the site's, its config's, its own):
+    // what the hook needs to know (a webhook, an address) is set there.
+    cmd.envs(node.s.environment.iter().map(|(k, v)| (k, v)));
     cmd.env("ZDRUN_EVENT", q.event.as_str())
         .env("ZDRUN_NODE", name)
         .env("ZDRUN_PID", opt(q.pid.map(|p| p.to_string())))
