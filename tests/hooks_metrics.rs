@@ -354,6 +354,9 @@ fn a_hook_sees_each_event_once() {
     assert_eq!(crasher[6]["reason"], "restarting too frequently");
     assert_eq!(crasher[6]["status"], "3");
     assert_ne!(crasher[0]["pid"], crasher[3]["pid"]);
+    // The pid of the run that ended, for exited and fatal.
+    assert_eq!(crasher[2]["pid"], crasher[0]["pid"]);
+    assert_eq!(crasher[6]["pid"], crasher[3]["pid"]);
 
     wait_for("steady ready hook", || {
         events_of(&site, "steady").len() == 2

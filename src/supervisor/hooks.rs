@@ -114,6 +114,8 @@ pub struct Hooks {
     pub causes: Causes,
     queue: VecDeque<Queued>,
     running: Option<Running>,
+    /// The pid of the last run, for the events that follow its end.
+    last_pid: Option<i32>,
 }
 
 impl Hooks {
@@ -153,6 +155,9 @@ impl Hooks {
 pub fn raise(node: &mut Node, event: Event, reason: Option<&str>) {
     let h = &mut node.hooks;
     h.counts[event.index()] += 1;
+    if let Some(pid) = node.pid {
+        h.last_pid = Some(pid.as_raw());
+    }
     match event {
         Event::HealthRestart => h.causes.health += 1,
         Event::MemoryRestart => h.causes.memory += 1,
@@ -170,7 +175,7 @@ pub fn raise(node: &mut Node, event: Event, reason: Option<&str>) {
     }
     h.queue.push_back(Queued {
         event,
-        pid: node.pid.map(Pid::as_raw),
+        pid: node.pid.map(Pid::as_raw).or(h.last_pid),
         status: exit.and_then(|e| e.code),
         signal: exit.and_then(|e| e.signal.clone()),
         reason: reason.map(str::to_string),
