@@ -481,6 +481,21 @@ fn hook_keys_are_checked_and_shown() {
         .map_or(0, |i| i + 1);
     let want = format!("zd.conf:{line}: web: event-hook-timeout must be 1 or more, not 0");
     assert!(err.contains(&want), "{err}");
+    // A hook that cannot be found is named with its line.
+    site_config(
+        &site,
+        "",
+        "<program web>\n  program sleep 100\n  event-hook /nonexistent/hook\n</program>\n",
+    );
+    let o = site.zdctl(&["check"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let line = read(&site, "zd.conf")
+        .lines()
+        .position(|l| l.contains("/nonexistent/hook"))
+        .map_or(0, |i| i + 1);
+    let err = stderr(&o);
+    assert!(err.contains(&format!("zd.conf:{line}: web: ")), "{err}");
+    assert!(err.contains("/nonexistent/hook"), "{err}");
     site_config(
         &site,
         "  event-hook /bin/true\n",

@@ -394,6 +394,7 @@ pub(super) fn runnable(s: &Settings) -> Result<(), String> {
         let words = [
             ("program", Some(&n.program)),
             ("start-test-program", n.start_test_program.as_ref()),
+            ("event-hook", n.event_hook.as_ref()),
         ];
         for (key, words) in words {
             let Some(word) = words.and_then(|w| w.first()) else {

@@ -348,3 +348,67 @@ pub fn set_hook(node: &mut Node, new: &crate::settings::NodeSettings) {
         s.origins = new.origins.clone();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(hook: bool) -> Node {
+        let mut s = crate::settings::Settings::reaching(std::path::Path::new("/nonexistent"))
+            .nodes
+            .remove(0);
+        s.name = "web".into();
+        s.event_hook = hook.then(|| vec!["/bin/true".to_string()]);
+        Node::new(s, "/bin/sleep".into(), None)
+    }
+
+    /// The health and memory watchers' events count as restarts by cause
+    /// and reach the hook with their reason.
+    #[test]
+    fn health_and_memory_restarts() {
+        let mut n = node(true);
+        raise(&mut n, Event::HealthRestart, Some("GET / timed out"));
+        raise(&mut n, Event::MemoryRestart, Some("900MB over 800MB"));
+        raise(&mut n, Event::MemoryRestart, Some("901MB over 800MB"));
+        assert_eq!((n.hooks.causes.health, n.hooks.causes.memory), (1, 2));
+        let q: Vec<_> = n.hooks.queue.iter().map(|q| (q.event, q.count)).collect();
+        assert_eq!(
+            q,
+            [
+                (Event::HealthRestart, 1),
+                (Event::MemoryRestart, 1),
+                (Event::MemoryRestart, 2)
+            ]
+        );
+        assert_eq!(n.hooks.queue[0].reason.as_deref(), Some("GET / timed out"));
+        assert!(n.hooks.busy());
+    }
+
+    /// Without a hook nothing waits (and the loop gets no wake-up), but
+    /// the counts go on; the queue is bounded.
+    #[test]
+    fn no_hook_no_queue_and_a_bounded_one() {
+        let mut n = node(false);
+        raise(&mut n, Event::HealthRestart, None);
+        assert_eq!(n.hooks.causes.health, 1);
+        assert!(!n.hooks.busy());
+        assert_eq!(n.hooks.next_wake(), None);
+        let mut n = node(true);
+        for _ in 0..100 {
+            raise(&mut n, Event::Exited, None);
+        }
+        assert_eq!(n.hooks.queue.len(), QUEUE_LIMIT);
+        assert_eq!(n.hooks.queue.back().map(|q| q.count), Some(100));
+    }
+
+    #[test]
+    fn a_hook_change_alone() {
+        let a = node(false).s;
+        let mut b = a.clone();
+        b.event_hook = Some(vec!["/bin/true".into()]);
+        assert!(only_hook_differs(&a, &b));
+        b.stop_timeout += 1;
+        assert!(!only_hook_differs(&a, &b));
+        assert!(!only_hook_differs(&a, &a.clone()));
+    }
+}
