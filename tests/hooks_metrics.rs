@@ -712,3 +712,38 @@ fn a_single_program_gives_up_after_its_hook_ran() {
     assert_eq!(events, ["started", "ready", "exited", "fatal"]);
     assert!(runs(&site).iter().all(|r| r["node"] == "program"));
 }
+
+/// Times `pid` went to sleep of its own accord.
+fn wake_ups(pid: i32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A hook costs nothing while nothing happens: once its runs are over,
+/// zdrun sleeps in poll with no timer.
+#[test]
+fn an_idle_site_with_a_hook_sleeps() {
+    let site = Site::new();
+    let hook = hook(&site);
+    site_config(
+        &site,
+        &format!("  event-hook {hook}"),
+        "<program a>\n  program sleep 100\n</program>\n\
+         <program b>\n  program sleep 100\n</program>\n",
+    );
+    launch(&site);
+    wait_for("the four hook runs", || runs(&site).len() == 4);
+    let manager = site.manager_pid();
+    // The last run's end is reaped and logged; then nothing is due.
+    wait_for("the last hook logged", || {
+        read(&site, "events.log").matches("succeeded").count() == 4
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let before = wake_ups(manager);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(wake_ups(manager), before, "zdrun woke up while idle");
+}
