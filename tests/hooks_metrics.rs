@@ -13,6 +13,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::oracle_python;
 use common::site::*;
 use serde_json::Value;
 
@@ -746,4 +747,39 @@ fn an_idle_site_with_a_hook_sleeps() {
     let before = wake_ups(manager);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(wake_ups(manager), before, "zdrun woke up while idle");
+}
+
+/// Against zdaemon's own zdrun (no `info`), metrics still say what its
+/// status reply says.
+#[test]
+fn metrics_of_a_python_zdrun() {
+    let python = oracle_python();
+    let site = Site::new();
+    site.config("sleep 100", "", "");
+    let o = site.python_zdctl(&python, &["start"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let pid = site.program_pid();
+    assert!(pid != 0);
+    let m = metrics(&site);
+    assert_eq!(value(&m, "zdrun_up", &[]), Some(1.0));
+    assert_eq!(
+        value(&m, "zdrun_node_pid", &[("node", "program")]),
+        Some(f64::from(pid))
+    );
+    assert_eq!(
+        value(
+            &m,
+            "zdrun_node_state",
+            &[("node", "program"), ("state", "running")]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        value(
+            &m,
+            "zdrun_node_resident_memory_bytes",
+            &[("node", "program")]
+        )
+        .is_some()
+    );
 }

@@ -257,11 +257,22 @@ impl Ctl<'_> {
     /// reported in it (`zdrun_up 0`), with status 0: the output is valid,
     /// and a textfile collector should see the site down, not a stale file.
     pub(super) fn metrics(&mut self, st: Option<Status>) -> std::io::Result<u8> {
-        let reply = match st {
+        let reply = match &st {
             Some(_) => self.send("info")?,
             None => None,
         };
-        let mut info = reply.and_then(|r| serde_json::from_str::<Value>(&r).ok());
+        let mut info = reply
+            .and_then(|r| serde_json::from_str::<Value>(&r).ok())
+            .filter(Value::is_object);
+        if let (None, Some(st)) = (&info, &st) {
+            // A Python zdrun has no `info`: its status reply is all there is.
+            let pid = st.pid();
+            let state = if pid != 0 { "running" } else { "stopped" };
+            info = Some(serde_json::json!({"nodes": [{
+                "name": "", "state": state, "pid": (pid != 0).then_some(pid),
+                "ready": pid != 0 && !st.view.testing,
+            }]}));
+        }
         if let Some(i) = &mut info {
             add_rss(i);
         }
