@@ -955,7 +955,10 @@ fn our_client_drives_python_daemon() {
                     manager \"running\"; keys manager,state,pid,manager_pid,uptime,\
                     restarts,last_exit,backoff,backoff_delay,should_be_up,testing";
     assert_eq!(json_line(&theirs), fallback);
-    assert_eq!(json_line(&ours), format!("{fallback},program"));
+    assert_eq!(
+        json_line(&ours),
+        format!("{fallback},program,restarts_by_cause,rss_bytes")
+    );
     let rest = |log: &[String]| -> Vec<String> {
         log.iter()
             .filter(|l| !l.starts_with("json: "))

@@ -117,6 +117,7 @@ fn show_json_is_the_canonical_view() {
     let top: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(top, ["runner", "environment", "eventlog"]);
     let runner = v["runner"].as_object().unwrap();
+    // zdaemon's keys only: ours (event-hook, limits) appear when set.
     assert_eq!(runner.len(), 19);
     assert_eq!(v["runner"]["program"], serde_json::json!(["sleep", "100"]));
     assert_eq!(v["runner"]["backoff-limit"], 10);

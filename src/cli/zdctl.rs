@@ -109,6 +109,9 @@ pub enum Command {
     },
     /// Wait for the daemon process to exit.
     Wait,
+    /// Print every program's state, pid, uptime, restarts by cause, last
+    /// exit status and memory in the Prometheus text format.
+    Metrics,
     /// Run the program in the foreground (it must not be running).
     #[command(alias = "foreground")]
     Fg {

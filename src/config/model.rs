@@ -164,6 +164,12 @@ pub struct Program {
         deserialize_with = "super::limits::toml_interval"
     )]
     pub start_limit_interval: Option<i64>,
+    /// A command run on the node's events (started, ready, exited, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_hook: Option<Vec<String>>,
+    /// Seconds an event hook may run before it is killed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_hook_timeout: Option<i64>,
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub environment: IndexMap<String, String>,
     /// `<health>`: the node's health check.
@@ -296,6 +302,15 @@ pub struct Runner {
         deserialize_with = "super::limits::toml_interval"
     )]
     pub start_limit_interval: Option<i64>,
+    /// The default event hook of every program. Neither key is written
+    /// out unless set: a zdaemon runner reads as zdaemon's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_hook: Option<Vec<String>>,
+    #[serde(
+        default = "Runner::default_hook_timeout",
+        skip_serializing_if = "Runner::is_default_hook_timeout"
+    )]
+    pub event_hook_timeout: i64,
     #[serde(default)]
     pub eventlog: Option<EventLog>,
     /// Where each key was set, for errors found after loading.
@@ -320,6 +335,13 @@ impl Runner {
     }
     fn default_umask() -> u32 {
         0o22
+    }
+    pub fn default_hook_timeout() -> i64 {
+        30
+    }
+
+    fn is_default_hook_timeout(t: &i64) -> bool {
+        *t == Self::default_hook_timeout()
     }
 
     /// A runner with every default and the given program.
@@ -354,6 +376,8 @@ impl Runner {
             restart_jitter: None,
             start_limit_burst: None,
             start_limit_interval: None,
+            event_hook: None,
+            event_hook_timeout: Self::default_hook_timeout(),
             eventlog: None,
             origins: Origins::default(),
         }

@@ -417,6 +417,8 @@ pub(crate) const RUNNER_KEYS: &[(&str, Occurs)] = &[
     ("restart-jitter", Once),
     ("start-limit-burst", Once),
     ("start-limit-interval", Once),
+    ("event-hook", Once),
+    ("event-hook-timeout", Once),
 ];
 
 /// `<runner>`; in a site it configures the supervisor, so `program` is
@@ -488,6 +490,8 @@ fn runner_of(s: &RawSection, program_required: bool, cx: &mut Cx) -> Runner {
         restart_jitter: r.opt("restart-jitter", limits::fraction, e),
         start_limit_burst: r.opt("start-limit-burst", limits::positive_integer, e),
         start_limit_interval: r.opt("start-limit-interval", limits::positive_interval, e),
+        event_hook: r.opt("event-hook", words, e),
+        event_hook_timeout: r.or("event-hook-timeout", "30", dt::integer, e),
         eventlog: None,
         origins: r.origins(e),
     };
@@ -522,6 +526,8 @@ pub(crate) const PROGRAM_KEYS: &[(&str, Occurs)] = &[
     ("restart-jitter", Once),
     ("start-limit-burst", Once),
     ("start-limit-interval", Once),
+    ("event-hook", Once),
+    ("event-hook-timeout", Once),
 ];
 
 /// `<program NAME>`: a node of a site.
@@ -578,6 +584,8 @@ fn program(s: &RawSection, cx: &mut Cx) -> Program {
         restart_jitter: r.opt("restart-jitter", limits::fraction, e),
         start_limit_burst: r.opt("start-limit-burst", limits::positive_integer, e),
         start_limit_interval: r.opt("start-limit-interval", limits::positive_interval, e),
+        event_hook: r.opt("event-hook", words, e),
+        event_hook_timeout: r.opt("event-hook-timeout", dt::integer, e),
         environment: Default::default(),
         health: None,
         source: e.describe(s.start),

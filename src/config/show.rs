@@ -47,6 +47,10 @@ pub struct CanonicalRunner<'a> {
     pub prompt: &'a Option<String>,
     #[serde(flatten)]
     pub limits: super::limits::ShownKeys,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_hook: &'a Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_hook_timeout: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -94,6 +98,9 @@ pub fn canonical(config: &Config) -> Canonical<'_> {
             transcript: &r.transcript,
             prompt: &r.prompt,
             limits: super::limits::ShownKeys(super::limits::runner_keys(r)),
+            event_hook: &r.event_hook,
+            // Shown with the hook it applies to.
+            event_hook_timeout: r.event_hook.as_ref().map(|_| r.event_hook_timeout),
         }),
         environment: &config.environment,
         eventlog: effective_eventlog(config).map(|log| CanonicalEventLog {

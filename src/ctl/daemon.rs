@@ -519,6 +519,7 @@ impl Ctl<'_> {
             Command::ReopenTranscript => return self.reopen_transcript(st.as_ref()),
             Command::Logtail { follow, file } => return self.logtail(*follow, file),
             Command::Reload => return self.reload(st.as_ref()),
+            Command::Metrics => return self.metrics(st),
             _ => {}
         }
         if self.s.is_site() {
@@ -686,7 +687,11 @@ impl Ctl<'_> {
         let info: Option<Value> = self
             .send("info")?
             .and_then(|r| serde_json::from_str::<Value>(&r).ok())
-            .filter(Value::is_object);
+            .filter(Value::is_object)
+            .map(|mut i| {
+                super::metrics::add_rss(&mut i);
+                i
+            });
         let mut v = json!({
             "manager": "running",
             "state": if st.pid() != 0 { "running" } else { "stopped" },

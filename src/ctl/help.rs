@@ -22,6 +22,10 @@ pub fn topic(name: &str) -> Option<&'static [&'static str]> {
             "              The default signal is SIGTERM.",
         ],
         "wait" => &["wait -- Wait for the daemon process to exit."],
+        "metrics" => &[
+            "metrics -- Print each program's state, pid, uptime, restarts by cause,",
+            "           last exit status and memory in the Prometheus text format.",
+        ],
         "show" => &[
             "show options -- show zdctl options",
             "show python -- show Python version and details",

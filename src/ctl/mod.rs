@@ -27,6 +27,7 @@ mod broken;
 mod daemon;
 mod help;
 mod logtail;
+mod metrics;
 mod show;
 mod site;
 mod usage;

@@ -247,6 +247,11 @@ fn nodes_text(nodes: &[NodeSettings]) -> String {
             ("logfile".into(), py_opt_path(&n.logfile)),
         ];
         lines.extend(limits_text(n));
+        // Only when there is one (the labels set the column's width).
+        if let Some(hook) = &n.event_hook {
+            lines.push(("event-hook".into(), repr_list(hook)));
+            lines.push(("hook-timeout".into(), n.event_hook_timeout.to_string()));
+        }
         for (k, v) in &n.environment {
             lines.push((format!("env {k}"), repr_str(v)));
         }
@@ -304,6 +309,8 @@ fn nodes_json(nodes: &[NodeSettings]) -> Value {
                 "umask": n.umask,
                 "transcript": path(&n.transcript),
                 "logfile": n.logfile.as_deref().map(path),
+                "event-hook": n.event_hook,
+                "event-hook-timeout": n.event_hook_timeout,
                 "environment": env,
                 "health": n.health.as_ref().map(crate::config::health::json),
             });

@@ -234,6 +234,7 @@ impl Ctl<'_> {
                 writeln!(self.out, "daemon manager not running")?;
                 return Ok(EXIT_NOT_RUNNING);
             };
+            super::metrics::add_rss(&mut v);
             if let Value::Object(map) = &mut v {
                 map.insert("manager".into(), "running".into());
                 if let (Some(name), Some(Value::Array(list))) = (name, map.get_mut("nodes")) {

@@ -224,9 +224,17 @@ fn node(n: &NodeSettings, problems: &mut Problems) {
             problems.add(At::node(n, key), negative(key, value));
         }
     }
+    if n.event_hook.is_some() && n.event_hook_timeout < 1 {
+        let key = "event-hook-timeout";
+        problems.add(
+            At::node(n, key),
+            format_args!("{key} must be 1 or more, not {}", n.event_hook_timeout),
+        );
+    }
     let words = [
         ("program", Some(&n.program)),
         ("start-test-program", n.start_test_program.as_ref()),
+        ("event-hook", n.event_hook.as_ref()),
     ];
     for (key, words) in words {
         if let Some(word) = words.into_iter().flatten().find(|w| w.contains('\0')) {
@@ -386,6 +394,7 @@ pub(super) fn runnable(s: &Settings) -> Result<(), String> {
         let words = [
             ("program", Some(&n.program)),
             ("start-test-program", n.start_test_program.as_ref()),
+            ("event-hook", n.event_hook.as_ref()),
         ];
         for (key, words) in words {
             let Some(word) = words.and_then(|w| w.first()) else {

@@ -83,6 +83,10 @@ pub struct NodeSettings {
     pub memory: Option<config::limits::MemoryLimit>,
     /// How the program is restarted after it ended on its own.
     pub restart: config::limits::RestartPolicy,
+    /// Run on the node's events, with the event in its environment.
+    pub event_hook: Option<Vec<String>>,
+    /// Seconds an event hook may run.
+    pub event_hook_timeout: i64,
     /// Where each of these settings was written, for errors.
     pub origins: Origins,
 }
@@ -97,6 +101,8 @@ const NODE_KEYS: &[&str] = &[
     "stop-timeout",
     "transcript",
     "logfile",
+    "event-hook",
+    "event-hook-timeout",
 ];
 
 /// Where a relative path in the configuration is taken from: a path
@@ -269,6 +275,12 @@ impl Settings {
             restart: config::limits::resolve(&config::limits::runner_keys(r))
                 .map(|l| l.1)
                 .unwrap_or_default(),
+            event_hook: r
+                .event_hook
+                .as_deref()
+                .filter(|h| !h.is_empty())
+                .map(|h| program_from(h, &bases.of(at("event-hook")))),
+            event_hook_timeout: r.event_hook_timeout,
             origins: r.origins.clone(),
         };
         Settings {
@@ -518,6 +530,27 @@ fn node_of(
         };
         format!("{at}program {}: {why}", p.name)
     })?;
+    // The event hook: the program's, else its config's runner's, else
+    // the site runner's (one hook for every program reads naturally).
+    let hook_runner = site.runner.as_ref().unwrap_or(&defaults);
+    let hook = [
+        (p.event_hook.as_deref(), at("event-hook")),
+        (r.event_hook.as_deref(), at("event-hook")),
+        (
+            hook_runner.event_hook.as_deref(),
+            hook_runner.origins.given("event-hook"),
+        ),
+    ]
+    .into_iter()
+    .find_map(|(h, origin)| h.map(|h| (h, bases.of(origin))))
+    .filter(|(h, _)| !h.is_empty());
+    let own_timeout = own_origins
+        .filter(|o| o.given("event-hook-timeout").is_some())
+        .map(|_| r.event_hook_timeout);
+    let event_hook_timeout = p
+        .event_hook_timeout
+        .or(own_timeout)
+        .unwrap_or(hook_runner.event_hook_timeout);
     let node = NodeSettings {
         name: p.name.clone(),
         program,
@@ -560,6 +593,8 @@ fn node_of(
         base: bases.of(at("program")),
         memory,
         restart,
+        event_hook: hook.map(|(h, base)| program_from(h, &base)),
+        event_hook_timeout,
         origins: origins.clone(),
     };
     Ok((node, connects))

@@ -140,6 +140,8 @@ impl Settings {
             base: PathBuf::from("/"),
             memory: None,
             restart: Default::default(),
+            event_hook: None,
+            event_hook_timeout: 30,
             origins: Default::default(),
         };
         Settings {

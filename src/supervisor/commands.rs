@@ -222,6 +222,11 @@ impl Supervisor {
             Ok(t) => t,
             Err(e) => return e,
         };
+        for &i in &targets {
+            if self.nodes[i].pid.is_some() {
+                self.nodes[i].hooks.causes.manual += 1;
+            }
+        }
         if self.stop_nodes(&targets, true) {
             "Sent SIGTERM; will restart later\n".into()
         } else {

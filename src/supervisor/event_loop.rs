@@ -127,7 +127,11 @@ impl Supervisor {
             nix::libc::malloc_trim(0);
         }
         loop {
-            if let Some(code) = self.exit_status {
+            // Hooks under way (bounded by their timeout) are let finish.
+            let hooks_busy = self.nodes.iter().any(|n| n.hooks.busy());
+            if let Some(code) = self.exit_status
+                && !hooks_busy
+            {
                 return code;
             }
             let before = self.nodes.len();
@@ -139,7 +143,7 @@ impl Supervisor {
                 .nodes
                 .iter()
                 .all(|n| !n.should_be_up && n.pid.is_none());
-            if idle && (self.shutting_down || !self.s.hang_around) {
+            if idle && !hooks_busy && (self.shutting_down || !self.s.hang_around) {
                 self.log.info("Exiting");
                 // A site whose every program gave up failed, as a single
                 // program's give-up does.
@@ -375,6 +379,7 @@ impl Supervisor {
                     n.start_deadline,
                     health,
                     n.mem.next,
+                    n.hooks.next_wake(),
                 ]
             })
             .flatten()
@@ -471,7 +476,13 @@ impl Supervisor {
         }
         if self.exit_status.is_some() {
             // On the way out: answering now would report a manager that is
-            // about to be gone.
+            // about to be gone. Only the last hooks run.
+            let now = Instant::now();
+            for n in &mut self.nodes {
+                if n.hooks.due(now) {
+                    hooks::tick(n, now, &mut self.log);
+                }
+            }
             return;
         }
         self.handle_timers();
@@ -575,11 +586,23 @@ impl Supervisor {
             if n.start_deadline.is_some_and(|t| t <= now) {
                 n.start_timeout_passed(&mut self.log);
             }
+            if n.hooks.due(now) {
+                hooks::tick(n, now, &mut self.log);
+            }
         }
         // A graceful restart, in order, as `restart NAME` does, but not
         // counted against the restart policy.
         for &i in &over_memory {
-            self.nodes[i].stop_wanted = true;
+            let n = &mut self.nodes[i];
+            let why = match (n.mem.rss, n.s.memory.as_ref()) {
+                (Some(rss), Some(limit)) => format!(
+                    "resident memory {rss} bytes over memory-limit {} bytes",
+                    limit.bytes
+                ),
+                _ => "resident memory over memory-limit".to_string(),
+            };
+            hooks::raise(n, hooks::Event::MemoryRestart, Some(&why));
+            n.stop_wanted = true;
         }
         if !over_memory.is_empty() {
             self.stop_in_order();
@@ -618,6 +641,8 @@ impl Supervisor {
             } else if let Some(n) = self.nodes.iter_mut().find(|n| n.owns_test(pid)) {
                 n.test_exited(status, &mut self.log);
             } else if self.health_reaped(pid, status) {
+            } else if let Some(n) = self.nodes.iter_mut().find(|n| n.hooks.owns(pid)) {
+                hooks::finished(n, status, &mut self.log);
             } else if self.guard.as_ref().is_some_and(|g| g.pid == pid) {
                 self.log.warning("the guard process died");
                 self.guard = None;
@@ -656,7 +681,7 @@ impl Supervisor {
                 || self
                     .nodes
                     .iter()
-                    .any(|n| n.owns_test(pid) || n.health.owns(pid))
+                    .any(|n| n.owns_test(pid) || n.health.owns(pid) || n.hooks.owns(pid))
                 || self.guard.as_ref().is_some_and(|g| g.pid == pid)
             {
                 continue;

@@ -577,6 +577,14 @@ impl Supervisor {
 
     fn health_restart(&mut self, mut nodes: Vec<usize>) {
         nodes.retain(|&i| self.nodes[i].pid.is_some() && !self.nodes[i].killing);
+        for &i in &nodes {
+            let n = &mut self.nodes[i];
+            let why =
+                n.s.health
+                    .as_ref()
+                    .map(|h| format!("health check failed {} times in a row", h.spec.failures));
+            super::hooks::raise(n, super::hooks::Event::HealthRestart, why.as_deref());
+        }
         if !nodes.is_empty() && !self.shutting_down {
             self.stop_nodes(&nodes, true);
         }

@@ -25,6 +25,7 @@
 mod commands;
 mod event_loop;
 mod health;
+mod hooks;
 mod leftovers;
 mod memory;
 mod node;

@@ -8,6 +8,7 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
+use super::hooks::{self, Event};
 use super::spawn;
 use super::transcript::Transcript;
 use crate::eventlog::Logger;
@@ -77,6 +78,7 @@ pub struct NodeInfo<'a> {
     pub health_restarts: Option<u64>,
     #[serde(flatten)]
     pub limits: super::policy::LimitsInfo,
+    pub restarts_by_cause: hooks::Causes,
 }
 
 #[derive(serde::Serialize)]
@@ -144,6 +146,8 @@ pub struct Node {
     pub health: super::health::State,
     pub policy: super::policy::PolicyState,
     pub mem: super::memory::MemWatch,
+    /// Event counts and the event hook's runs.
+    pub hooks: hooks::Hooks,
 }
 
 impl Node {
@@ -180,6 +184,7 @@ impl Node {
             health: Default::default(),
             policy: Default::default(),
             mem: Default::default(),
+            hooks: hooks::Hooks::default(),
         }
     }
 
@@ -218,6 +223,7 @@ impl Node {
                 self.started = Some(Instant::now());
                 self.watch_memory(Instant::now());
                 log.info(&self.tag(&format!("spawned process pid={pid}")));
+                hooks::raise(self, Event::Started, None);
                 self.testing = self.s.start_test_program.is_some();
                 self.test_retry = self.testing.then(Instant::now);
                 self.ready_probe = self.s.ready_address.is_some().then(Instant::now);
@@ -266,10 +272,14 @@ impl Node {
     }
 
     pub(super) fn update_ready(&mut self) {
+        let was = self.ready;
         self.ready = self.pid.is_some()
             && !self.testing
             && self.ready_probe.is_none()
             && self.health.ready();
+        if self.ready && !was {
+            hooks::raise(self, Event::Ready, None);
+        }
         if self.ready {
             self.start_deadline = None;
             self.timed_out = false;
@@ -565,7 +575,17 @@ impl Node {
 
     /// zdaemon's governor, then the exit-codes rule.
     fn govern(&mut self, code: Option<i32>, msg: String, log: &mut Logger) -> Verdict {
+        let expected = self
+            .s
+            .exit_codes
+            .contains(&code.map(i64::from).unwrap_or(-1));
+        if !expected {
+            let why = msg.rsplit(": ").next().unwrap_or(&msg).to_string();
+            hooks::raise(self, Event::Exited, Some(&why));
+        }
         if let Some(v) = self.start_limit_hit(&msg, log) {
+            let why = self.policy.fatal_reason.clone();
+            hooks::raise(self, Event::Fatal, why.as_deref());
             return v;
         }
         let limit = self.s.backoff_limit;
@@ -585,6 +605,7 @@ impl Node {
                         log.info(&msg);
                         log.critical(&self.tag("restarting too frequently; quit"));
                         self.end("fatal");
+                        hooks::raise(self, Event::Fatal, Some("restarting too frequently"));
                         return Verdict::End(1);
                     }
                 }
@@ -602,6 +623,7 @@ impl Node {
             return Verdict::End(exit_code as i32);
         }
         log.info(&msg);
+        self.hooks.causes.crash += 1;
         Verdict::Carry
     }
 
@@ -769,6 +791,7 @@ impl Node {
             health_failing: self.health.failing(),
             health_restarts: self.s.health.as_ref().map(|_| self.health.restarts),
             limits: self.limits_info(now),
+            restarts_by_cause: self.hooks.causes,
         }
     }
 }

@@ -218,22 +218,38 @@ impl Supervisor {
                 continue;
             }
             // Only what applies to a running program changed (its health
-            // check, memory limit or restart policy): taken at once.
+            // check, memory limit, restart policy or event hook): taken at
+            // once, without a restart.
             if !returning && n.pending.is_none() && n.file == file && {
                 let mut rest = ns.clone();
                 rest.health = n.s.health.clone();
                 rest.memory = n.s.memory.clone();
                 rest.restart = n.s.restart.clone();
+                rest.event_hook = n.s.event_hook.clone();
+                rest.event_hook_timeout = n.s.event_hook_timeout;
+                rest.origins = n.s.origins.clone();
                 rest == n.s
             } {
+                let retuned =
+                    n.s.health != ns.health || n.s.memory != ns.memory || n.s.restart != ns.restart;
                 if n.s.health != ns.health {
                     n.retune_health(ns.health.clone());
                 }
                 if n.s.memory != ns.memory || n.s.restart != ns.restart {
                     n.retune(ns, &mut self.log);
                 }
-                changed.push(ns.name.clone());
+                // The hook's keys, and where every key now is.
+                hooks::set_hook(n, ns);
+                if retuned {
+                    changed.push(ns.name.clone());
+                }
                 continue;
+            }
+            if !returning {
+                hooks::raise(n, hooks::Event::Reloaded, Some("configuration changed"));
+                if n.pid.is_some() {
+                    n.hooks.causes.manual += 1;
+                }
             }
             if returning {
                 added.push(ns.name.clone());
