@@ -285,10 +285,47 @@ fn parse_exposition(text: &str) -> Result<Vec<Sample>, String> {
     Ok(samples)
 }
 
-/// `zdctl metrics`, parsed.
+/// `zdctl metrics`, parsed; prometheus-client's own parser must read the
+/// same samples.
 fn metrics(site: &Site) -> Vec<Sample> {
     let text = ok(site, &["metrics"]);
-    parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    let samples = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(prometheus_client_samples(&text), samples.len(), "{text}");
+    samples
+}
+
+/// How many samples prometheus-client's text parser finds in `text`
+/// (it raises on anything it cannot read).
+fn prometheus_client_samples(text: &str) -> usize {
+    use std::io::Write;
+    let mut child = std::process::Command::new(oracle_python())
+        .args([
+            "-c",
+            "import sys\n\
+             from prometheus_client.parser import text_string_to_metric_families as parse\n\
+             print(sum(len(f.samples) for f in parse(sys.stdin.read())))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the oracle's python runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write the metrics");
+    let out = child.wait_with_output().expect("prometheus-client ends");
+    assert!(
+        out.status.success(),
+        "prometheus-client refuses the metrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("a count")
 }
 
 /// The value of `name` with exactly `labels`, if present.
@@ -782,4 +819,65 @@ fn metrics_of_a_python_zdrun() {
         )
         .is_some()
     );
+}
+
+/// A restart for health or for memory raises its hook once with the
+/// reason, and counts under its cause in metrics and status --json.
+#[test]
+fn health_and_memory_restarts_raise_their_hooks() {
+    let site = Site::new();
+    let hook = hook(&site);
+    let hog = script(
+        &site,
+        "hog.sh",
+        "exec python3 -c 'import time; b = bytearray(60 << 20); time.sleep(100)'",
+    );
+    site_config(
+        &site,
+        &format!("  event-hook {hook}"),
+        &format!(
+            "<program hog>\n  program {hog}\n  memory-limit 30MB\n  memory-check-interval 1\n</program>\n\
+             <program sick>\n  program sleep 100\n  <health>\n    command false\n    \
+             interval 1\n    grace 0\n    failures 1\n  </health>\n</program>\n"
+        ),
+    );
+    launch(&site);
+    wait_for("a memory restart hook", || {
+        events_of(&site, "hog").contains(&"memory-restart".to_string())
+    });
+    wait_for("a health restart hook", || {
+        events_of(&site, "sick").contains(&"health-restart".to_string())
+    });
+    let all = runs(&site);
+    let hog_run = all
+        .iter()
+        .find(|r| r["node"] == "hog" && r["event"] == "memory-restart")
+        .expect("the hog's run");
+    assert!(
+        hog_run["reason"].contains("over memory-limit"),
+        "{hog_run:?}"
+    );
+    assert_eq!(hog_run["count"], "1");
+    let sick_run = all
+        .iter()
+        .find(|r| r["node"] == "sick" && r["event"] == "health-restart")
+        .expect("the sick node's run");
+    assert!(
+        sick_run["reason"].contains("health check failed"),
+        "{sick_run:?}"
+    );
+    let m = metrics(&site);
+    let memory = [("node", "hog"), ("cause", "memory")];
+    assert!(
+        value(&m, "zdrun_node_restarts_total", &memory) >= Some(1.0),
+        "{m:?}"
+    );
+    let health = [("node", "sick"), ("cause", "health")];
+    assert!(
+        value(&m, "zdrun_node_restarts_total", &health) >= Some(1.0),
+        "{m:?}"
+    );
+    let status: Value = serde_json::from_str(&ok(&site, &["status", "--json"])).expect("json");
+    assert!(node(&status, "hog")["restarts_by_cause"]["memory"].as_u64() >= Some(1));
+    assert!(node(&status, "sick")["restarts_by_cause"]["health"].as_u64() >= Some(1));
 }

@@ -3,7 +3,8 @@
 
 /// The references, and what Plone and Zope sites add to them: Zope (its
 /// schema, mkwsgiinstance, zconsole), the storage add-ons such sites
-/// import, the buildout recipes that write their configs, mkzeoinstance.
+/// import, the buildout recipes that write their configs, mkzeoinstance;
+/// prometheus-client's parser judges `zdctl metrics`.
 pub const ORACLE_PACKAGES: &[&str] = &[
     "ZConfig==4.3",
     "zdaemon==5.2.1",
@@ -18,4 +19,5 @@ pub const ORACLE_PACKAGES: &[&str] = &[
     "zc.buildout==6.0.1",
     "zc.recipe.egg==6.0.0",
     "zope.mkzeoinstance==6.0",
+    "prometheus-client==0.26.0",
 ];
