@@ -209,6 +209,12 @@ fn site_actions_go_on(f: &Fixture, bad_line: usize) {
         said(&o)
     );
 
+    // metrics, as status, from the running manager.
+    let o = f.zdctl(&["metrics"]);
+    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
+    warned(&o, &config, bad_line);
+    assert!(stdout(&o).contains("zdrun_up 1"), "{}", said(&o));
+
     // The node's logfile, known from the record or the running manager.
     wait_for("a's log", || f.path("a.log").exists());
     let o = f.zdctl(&["logtail", "a"]);

@@ -27,6 +27,7 @@ pub(super) fn reaches_only(command: &Command) -> bool {
             | Command::Wait
             | Command::ReopenTranscript
             | Command::Logreopen
+            | Command::Metrics
     )
 }
 
