@@ -307,3 +307,28 @@ fn the_zeo_example_runs_from_the_root_directory() {
         .expect("check.py runs");
     assert!(check.status.success(), "{}", said(&check));
 }
+
+/// The ZEO example's zeo.conf names its storage and pid file relative to
+/// itself: `check` of the site reads them from there, whatever the
+/// current directory.
+#[test]
+fn the_zeo_example_checks_from_any_directory() {
+    let site = common::repo().join("examples/zeo/site.conf");
+    for cwd in [Path::new("/"), common::repo().as_path()] {
+        let o = Command::new(env!("CARGO_BIN_EXE_zdctl"))
+            .current_dir(cwd)
+            .arg("-C")
+            .arg(&site)
+            .arg("check")
+            .output()
+            .expect("zdctl runs");
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "from {}: {}{}",
+            cwd.display(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}

@@ -894,6 +894,8 @@ fn zeo(s: &RawSection, cx: &mut Cx) -> Zeo {
     ];
     let r = Reader::new(s, cx.values_of(s), KEYS, &mut cx.errors);
     let m = match_sections(s, &[slot(&["ssl"], Once)], cx, None);
+    // Relative paths from the file's directory, as the runner's are.
+    let pid_dir = r.dir_of("pid-filename", &cx.errors);
     let e = &mut cx.errors;
     let mut z = Zeo {
         section_name: name_of(s),
@@ -902,7 +904,11 @@ fn zeo(s: &RawSection, cx: &mut Cx) -> Zeo {
         invalidation_queue_size: r.or("invalidation-queue-size", "100", dt::integer, e),
         invalidation_age: r.opt("invalidation-age", dt::float, e),
         transaction_timeout: r.opt("transaction-timeout", dt::integer, e),
-        pid_filename: r.opt("pid-filename", dt::existing_dirpath, e),
+        pid_filename: r.opt(
+            "pid-filename",
+            dt::checked_in(pid_dir.as_deref(), dt::existing_dirpath),
+            e,
+        ),
         client_conflict_resolution: r.or("client-conflict-resolution", "false", dt::boolean, e),
         msgpack: r.opt("msgpack", dt::boolean, e),
         ssl: None,
@@ -952,11 +958,23 @@ pub(super) fn storage(s: &RawSection, cx: &mut Cx) -> Storage {
                 &mut cx.errors,
             );
             match_sections(s, &[], cx, None);
+            let (path_dir, blob_dir) = (
+                r.dir_of("path", &cx.errors),
+                r.dir_of("blob-dir", &cx.errors),
+            );
             let e = &mut cx.errors;
             Storage::Filestorage(FileStorage {
                 section_name: name,
-                path: r.req("path", dt::existing_dirpath, e),
-                blob_dir: r.opt("blob-dir", dt::existing_dirpath, e),
+                path: r.req(
+                    "path",
+                    dt::checked_in(path_dir.as_deref(), dt::existing_dirpath),
+                    e,
+                ),
+                blob_dir: r.opt(
+                    "blob-dir",
+                    dt::checked_in(blob_dir.as_deref(), dt::existing_dirpath),
+                    e,
+                ),
                 create: r.opt("create", dt::boolean, e),
                 read_only: r.opt("read-only", dt::boolean, e),
                 quota: r.opt("quota", dt::byte_size, e),
