@@ -24,8 +24,8 @@ use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
+use super::Supervisor;
 use super::node::Node;
-use super::{Supervisor, spawn};
 use crate::config::health::{Check, Target};
 use crate::eventlog::Logger;
 
@@ -282,16 +282,7 @@ impl Node {
                     Ok(f) => f,
                     Err(e) => return self.health_outcome(Outcome::Fail(e.to_string()), log),
                 };
-                let spec = spawn::Spec {
-                    file: &file,
-                    argv: &words,
-                    env: &self.s.environment,
-                    node: &self.s.name,
-                    directory: self.s.directory.as_deref(),
-                    umask: self.s.umask,
-                    output: self.transcript.as_ref().map(|t| t.writer()),
-                };
-                spawn::spawn(&spec)
+                super::node::spawn_beside(&self.s, self.transcript.as_ref(), &file, &words)
                     .map(|pid| Probe::Command {
                         pid,
                         deadline,

@@ -430,16 +430,7 @@ impl Node {
                 return;
             }
         };
-        let spec = spawn::Spec {
-            file: &file,
-            argv: &words,
-            env: &self.s.environment,
-            node: &self.s.name,
-            directory: self.s.directory.as_deref(),
-            umask: self.s.umask,
-            output: self.transcript.as_ref().map(|t| t.writer()),
-        };
-        match spawn::spawn(&spec) {
+        match spawn_beside(&self.s, self.transcript.as_ref(), &file, &words) {
             Ok(test_pid) => {
                 self.test = Some(StartTest {
                     pid: test_pid,
@@ -794,4 +785,24 @@ impl Node {
             restarts_by_cause: self.hooks.causes,
         }
     }
+}
+
+/// Start a helper command of a node (its start test, a health check) as
+/// its program runs: the node's environment, directory, umask and
+/// transcript. Takes the node's parts, so a caller may hold others.
+pub(super) fn spawn_beside(
+    s: &NodeSettings,
+    transcript: Option<&Transcript>,
+    file: &std::path::Path,
+    words: &[String],
+) -> std::io::Result<Pid> {
+    spawn::spawn(&spawn::Spec {
+        file,
+        argv: words,
+        env: &s.environment,
+        node: &s.name,
+        directory: s.directory.as_deref(),
+        umask: s.umask,
+        output: transcript.map(|t| t.writer()),
+    })
 }
