@@ -310,11 +310,31 @@ fn the_zeo_example_runs_from_the_root_directory() {
 
 /// The ZEO example's zeo.conf names its storage and pid file relative to
 /// itself: `check` of the site reads them from there, whatever the
-/// current directory.
+/// current directory (here one with no `var` of its own, and the
+/// repository's root).
 #[test]
 fn the_zeo_example_checks_from_any_directory() {
-    let site = common::repo().join("examples/zeo/site.conf");
-    for cwd in [Path::new("/"), common::repo().as_path()] {
+    let python = common::oracle_python();
+    let venv = python
+        .parent()
+        .and_then(Path::parent)
+        .expect("the venv of the oracle's python");
+    let root = tempfile::tempdir().expect("tempdir");
+    let zeo = root.path().join("zeo");
+    std::fs::create_dir_all(zeo.join("var")).expect("mkdir");
+    let example = repo().join("examples/zeo");
+    for f in [
+        "site.conf",
+        "zeo.conf",
+        "client.conf",
+        "instance.conf",
+        "client.py",
+    ] {
+        std::fs::copy(example.join(f), zeo.join(f)).expect("copy the example");
+    }
+    std::os::unix::fs::symlink(venv, zeo.join("venv")).expect("link the venv");
+    let site = zeo.join("site.conf");
+    for cwd in [root.path(), repo().as_path()] {
         let o = Command::new(env!("CARGO_BIN_EXE_zdctl"))
             .current_dir(cwd)
             .arg("-C")
