@@ -12,7 +12,7 @@ mod common;
 
 use std::fs;
 use std::net::TcpListener;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::site::*;
 use serde_json::Value;
@@ -74,19 +74,6 @@ fn site_config(site: &Site, programs: &str) {
 fn ok(o: &Output) -> String {
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(o), stderr(o));
     stdout(o)
-}
-
-fn launch(site: &Site) {
-    let o = Command::new(env!("CARGO_BIN_EXE_zdrun"))
-        .current_dir(site.dir.path())
-        .arg("-C")
-        .arg(site.path("zd.conf"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("zdrun runs");
-    assert!(o.status.success(), "zdrun: {}{}", stdout(&o), stderr(&o));
-    wait_for("the manager", || site.manager_pid() != 0);
-    site.track(site.manager_pid());
 }
 
 fn pid(site: &Site, name: &str) -> i64 {

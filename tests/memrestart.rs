@@ -12,7 +12,7 @@ mod common;
 
 use std::fs;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::site::*;
 use serde_json::Value;
@@ -39,21 +39,6 @@ fn site_config(site: &Site, programs: &str) -> PathBuf {
     let p = site.path("zd.conf");
     fs::write(&p, text).expect("write site config");
     p
-}
-
-/// Start zdrun (daemonized) without zdctl's waiting; the manager is
-/// tracked for cleanup.
-fn launch(site: &Site) {
-    let o = Command::new(env!("CARGO_BIN_EXE_zdrun"))
-        .current_dir(site.dir.path())
-        .arg("-C")
-        .arg(site.path("zd.conf"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("zdrun runs");
-    assert!(o.status.success(), "zdrun: {}{}", stdout(&o), stderr(&o));
-    wait_for("the manager", || site.manager_pid() != 0);
-    site.track(site.manager_pid());
 }
 
 fn read(site: &Site, name: &str) -> String {

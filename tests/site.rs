@@ -171,21 +171,6 @@ fn wait_running(site: &Site, names: &[&str]) -> Vec<i32> {
     names.iter().map(|n| pid(site, n)).collect()
 }
 
-/// Start zdrun (daemonized by the config's default) without zdctl's
-/// waiting: it returns once the socket is bound. The manager is tracked.
-fn launch(site: &Site) {
-    let o = Command::new(env!("CARGO_BIN_EXE_zdrun"))
-        .current_dir(site.dir.path())
-        .arg("-C")
-        .arg(site.path("zd.conf"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("zdrun runs");
-    assert!(o.status.success(), "zdrun: {}{}", stdout(&o), stderr(&o));
-    wait_for("the manager", || site.manager_pid() != 0);
-    site.track(site.manager_pid());
-}
-
 /// A child process killed when dropped (e.g. a zdctl still waiting).
 struct Bg(Child);
 

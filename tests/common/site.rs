@@ -281,3 +281,19 @@ pub fn node(info: &serde_json::Value, name: &str) -> serde_json::Value {
         .cloned()
         .unwrap_or(serde_json::Value::Null)
 }
+
+/// Start zdrun on the site's `zd.conf` (daemonized by the config's
+/// default) without zdctl's waiting: it returns once the manager answers.
+/// The manager is tracked for cleanup.
+pub fn launch(site: &Site) {
+    let o = Command::new(env!("CARGO_BIN_EXE_zdrun"))
+        .current_dir(site.dir.path())
+        .arg("-C")
+        .arg(site.path("zd.conf"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("zdrun runs");
+    assert!(o.status.success(), "zdrun: {}{}", stdout(&o), stderr(&o));
+    wait_for("the manager", || site.manager_pid() != 0);
+    site.track(site.manager_pid());
+}
