@@ -854,7 +854,7 @@ fn health_and_memory_restarts_raise_their_hooks() {
         .find(|r| r["node"] == "hog" && r["event"] == "memory-restart")
         .expect("the hog's run");
     assert!(
-        hog_run["reason"].contains("over memory-limit"),
+        hog_run["reason"].contains("of resident memory, over its memory-limit of 30.0 MB"),
         "{hog_run:?}"
     );
     assert_eq!(hog_run["count"], "1");

@@ -571,8 +571,10 @@ impl Supervisor {
         }
         let mut over_memory = Vec::new();
         for (i, n) in self.nodes.iter_mut().enumerate() {
-            if n.mem.next.is_some_and(|t| t <= now) && n.check_memory(now, &mut self.log) {
-                over_memory.push(i);
+            if n.mem.next.is_some_and(|t| t <= now)
+                && let Some(why) = n.check_memory(now, &mut self.log)
+            {
+                over_memory.push((i, why));
             }
             if n.delay.is_some_and(|d| d <= now) {
                 n.delay_passed(now, &mut self.log);
@@ -592,16 +594,9 @@ impl Supervisor {
         }
         // A graceful restart, in order, as `restart NAME` does, but not
         // counted against the restart policy.
-        for &i in &over_memory {
-            let n = &mut self.nodes[i];
-            let why = match (n.mem.rss, n.s.memory.as_ref()) {
-                (Some(rss), Some(limit)) => format!(
-                    "resident memory {rss} bytes over memory-limit {} bytes",
-                    limit.bytes
-                ),
-                _ => "resident memory over memory-limit".to_string(),
-            };
-            hooks::raise(n, hooks::Event::MemoryRestart, Some(&why));
+        for (i, why) in &over_memory {
+            let n = &mut self.nodes[*i];
+            hooks::raise(n, hooks::Event::MemoryRestart, Some(why));
             n.stop_wanted = true;
         }
         if !over_memory.is_empty() {

@@ -90,27 +90,25 @@ impl Node {
             .map(|m| now + Duration::from_secs(m.interval_secs));
     }
 
-    /// The check is due: true if the program is over its limit and must
-    /// be restarted (logged with the figure).
-    pub(super) fn check_memory(&mut self, now: Instant, log: &mut Logger) -> bool {
+    /// The check is due: why, with the figure, if the program is over its
+    /// limit and must be restarted (logged; the hook gets the same words).
+    pub(super) fn check_memory(&mut self, now: Instant, log: &mut Logger) -> Option<String> {
         self.mem.next = None;
         let (Some(pid), Some(limit)) = (self.pid, self.s.memory.clone()) else {
-            return false;
+            return None;
         };
         self.mem.next = Some(now + Duration::from_secs(limit.interval_secs));
-        let Some(rss) = resident(pid, limit.cumulative) else {
-            return false;
-        };
+        let rss = resident(pid, limit.cumulative)?;
         self.mem.rss = Some(rss);
         if rss <= limit.bytes || self.killing || self.stop_wanted {
-            return false;
+            return None;
         }
         self.mem.restarts += 1;
         // Not a crash: the start limit counts the program's own ends.
         self.policy.uncounted = true;
-        log.warning(&self.tag(&format!(
+        let why = format!(
             "pid {pid} uses {} ({rss} bytes) of resident memory{}, over its \
-             memory-limit of {} ({} bytes); restarting",
+             memory-limit of {} ({} bytes)",
             human(rss),
             if limit.cumulative {
                 " with its descendants"
@@ -119,7 +117,8 @@ impl Node {
             },
             human(limit.bytes),
             limit.bytes
-        )));
-        true
+        );
+        log.warning(&self.tag(&format!("{why}; restarting")));
+        Some(why)
     }
 }
