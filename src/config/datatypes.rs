@@ -523,7 +523,7 @@ pub fn checked_in<'d>(
     }
 }
 
-/// Absolute form of `p` relative to `base` (used for display only).
+/// `p` made absolute from `base` when it is relative.
 pub fn absolute(p: &str, base: &Path) -> PathBuf {
     let path = Path::new(p);
     if path.is_absolute() {

@@ -7,6 +7,7 @@ mod checks;
 pub mod record;
 pub mod zope;
 
+use crate::config::datatypes::absolute;
 use std::path::{Path, PathBuf};
 
 use crate::config::show::effective_eventlog;
@@ -134,15 +135,6 @@ impl Bases<'_> {
     /// `p` made absolute from the directory its `origin` says.
     fn resolve(&self, p: &str, origin: Option<&Origin>) -> PathBuf {
         absolute(p, &self.of(origin))
-    }
-}
-
-fn absolute(p: &str, base: &Path) -> PathBuf {
-    let path = Path::new(p);
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base.join(path)
     }
 }
 

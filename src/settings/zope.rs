@@ -14,6 +14,7 @@
 //! - environment: `INSTANCE_HOME`, `CLIENT_HOME`, `ZEO_TMP`, under the
 //!   file's own `<environment>`.
 
+use crate::config::datatypes::absolute;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
@@ -268,15 +269,6 @@ fn python_of_script(script: &Path) -> Option<String> {
 
 fn lossy(p: &Path) -> String {
     p.to_string_lossy().into_owned()
-}
-
-fn absolute(p: &str, base: &Path) -> PathBuf {
-    let path = Path::new(p);
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base.join(path)
-    }
 }
 
 /// `config` with its runner completed as bin/instance would run the
