@@ -689,7 +689,7 @@ impl Ctl<'_> {
             .and_then(|r| serde_json::from_str::<Value>(&r).ok())
             .filter(Value::is_object)
             .map(|mut i| {
-                super::metrics::add_rss(&mut i);
+                crate::report::add_rss(&mut i);
                 i
             });
         let mut v = json!({
