@@ -414,6 +414,7 @@ pub fn interactive(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::
             | Command::Check
             | Command::Generate { .. }
             | Command::SystemdUnit
+            | Command::HttpPassword { .. }
             | Command::Help { .. }
             | Command::Other(_) => super::run_command(cli, &command, ctl.out, err),
             command => ctl

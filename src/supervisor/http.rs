@@ -240,25 +240,31 @@ impl Supervisor {
             return;
         }
         let bound = match HttpServer::new(new) {
-            Err(e) if self.http.is_some() => {
-                // Maybe the old listener holds the port: let it go and try
-                // again, and take it back if that fails too.
-                let old = self.http.take().map(|h| h.spec.clone());
-                HttpServer::new(new).or_else(|_| match old.as_ref().map(HttpServer::new) {
-                    Some(Ok(back)) => {
-                        self.http = Some(back);
-                        Err(e)
-                    }
-                    _ => Err(e),
-                })
-            }
-            other => other,
+            Ok(server) => Ok(server),
+            Err(e) => match self.http.take() {
+                None => Err(e),
+                Some(old) => {
+                    // The old listener may hold the port (127.0.0.1 and
+                    // 0.0.0.0 share it): let it go and try again, and take
+                    // it back if that fails too.
+                    let spec = old.spec.clone();
+                    old.close();
+                    drop(old);
+                    HttpServer::new(new).map_err(|_| {
+                        self.http = HttpServer::new(&spec).ok();
+                        e
+                    })
+                }
+            },
         };
         match bound {
-            Ok(server) => {
-                if let Some(old) = self.http.replace(server) {
+            Ok(mut server) => {
+                if let Some(old) = self.http.take() {
                     old.close();
+                    // Requests under way are answered on their sockets.
+                    server.conns = old.conns;
                 }
+                self.http = Some(server);
                 self.log
                     .info(&format!("status page now on {}", new.address));
             }

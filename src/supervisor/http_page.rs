@@ -140,7 +140,10 @@ pub fn render(doc: &Value, host: &str, csrf: Option<&str>) -> String {
     for n in nodes {
         let name = esc(crate::report::node_name(n));
         let state = esc(n["state"].as_str().unwrap_or("unknown"));
-        let reason = n["reason"].as_str().map(esc).unwrap_or_default();
+        let reason = n["reason"]
+            .as_str()
+            .map(|r| format!(" title=\"{}\"", esc(r)))
+            .unwrap_or_default();
         let pid = n["pid"]
             .as_i64()
             .map_or_else(|| "\u{2014}".to_string(), |p| p.to_string());
@@ -151,7 +154,7 @@ pub fn render(doc: &Value, host: &str, csrf: Option<&str>) -> String {
         let _ = write!(
             out,
             "<tr data-node=\"{name}\"><th scope=\"row\" class=\"name\">{name}</th>\
-             <td class=\"state s-{state}\" title=\"{reason}\">{state}</td>\
+             <td class=\"state s-{state}\"{reason}>{state}</td>\
              <td class=\"pid\">{pid}</td><td class=\"uptime\">{uptime}</td>\
              <td class=\"restarts\">{restarts}</td><td class=\"last-exit\">{last}</td>\
              <td class=\"health h-{hclass}\">{health}</td><td class=\"memory\">{memory}</td>",
