@@ -19,6 +19,8 @@ use crate::config::http::{Credentials, HttpServer as Spec, Listen};
 
 /// How long accepting stops when no descriptor is left.
 const PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+/// Connections taken in one turn of the loop, at most.
+const ACCEPTS_PER_TURN: usize = 256;
 /// Turned-away clients are logged at most this often.
 const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -314,7 +316,9 @@ impl Supervisor {
     }
 
     fn http_accept(&mut self, h: &mut HttpServer, now: Instant) {
-        loop {
+        // A bounded batch: a flood of connections waits for the next turn
+        // rather than holding the loop.
+        for _ in 0..ACCEPTS_PER_TURN {
             match h.listener.accept() {
                 Accepted::None => break,
                 Accepted::OutOfDescriptors => {

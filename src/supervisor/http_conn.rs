@@ -30,6 +30,8 @@ pub const MAX_BODY: usize = 4 * 1024;
 pub const REQUEST_TIME: Duration = Duration::from_secs(10);
 /// From answering to the answer being read and the peer gone.
 pub const ANSWER_TIME: Duration = Duration::from_secs(10);
+/// Reads from one connection in one turn of the loop, at most.
+const READS_PER_TURN: usize = 16;
 /// Open connections at once; more get a 503 and are closed.
 pub const MAX_CONNECTIONS: usize = 512;
 
@@ -398,7 +400,9 @@ impl Conn {
     /// there is one.
     pub fn read(&mut self) -> Parsed {
         let mut chunk = [0u8; 4096];
-        loop {
+        // A client that never stops sending gets a turn, not the loop: the
+        // rest is read on the next one.
+        for _ in 0..READS_PER_TURN {
             match self.stream.read(&mut chunk) {
                 Ok(0) => {
                     // The peer is gone (or sent half a request and closed).
@@ -432,6 +436,7 @@ impl Conn {
                 }
             }
         }
+        Parsed::Incomplete
     }
 
     /// Queue the answer and start sending it.
