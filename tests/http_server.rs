@@ -689,3 +689,58 @@ fn a_port_in_use_fails_the_start_and_no_section_means_no_listener() {
     assert!(!site.sock().exists(), "the control socket is cleaned up");
     drop(taken);
 }
+
+/// Bytes of every kind, whole or cut short, never stop the page: each
+/// gets an answer or a closed connection, and zdrun serves on.
+#[test]
+fn garbage_never_stops_the_page() {
+    let (site, port) = page_site(true);
+    let manager = site.manager_pid();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let prefixes: [&[u8]; 5] = [
+        b"",
+        b"GET / HTTP/1.1\r\n",
+        b"POST /control HTTP/1.1\r\nContent-Length: 30\r\n",
+        b"GET /metrics HTTP/1.1\r\nAuthorization: Basic ",
+        b"POST /control HTTP/1.1\r\nAuthorization: Basic YWRtaW46c2VjcmV0\r\nContent-Length: 12\r\n\r\n",
+    ];
+    for i in 0..300 {
+        let mut bytes = prefixes[i % prefixes.len()].to_vec();
+        let len = (next() % 300) as usize;
+        bytes.extend((0..len).map(|_| {
+            let r = next();
+            // Mostly the bytes that matter to the parser.
+            match r % 4 {
+                0 => b"\r\n:% =&"[(r >> 8) as usize % 7],
+                _ => (r >> 16) as u8,
+            }
+        }));
+        if i % 2 == 0 {
+            bytes.extend_from_slice(b"\r\n\r\n");
+        }
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let _ = s.set_read_timeout(Some(DEADLINE));
+        let _ = s.write_all(&bytes);
+        // Half a request and the end of it: closed without an answer.
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        if !out.is_empty() {
+            let status = Answer::parse(&out).status;
+            assert!(
+                (400..=505).contains(&status),
+                "{status} for {:?}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+    }
+    assert!(alive(manager));
+    assert_eq!(get(port, "/", ADMIN).status, 200);
+    assert_eq!(node(&info(&site), "web1")["state"], "running");
+}

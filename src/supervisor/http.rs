@@ -469,4 +469,12 @@ mod tests {
         assert_eq!(form(b"a=%zz%4"), vec![("a".into(), "%zz%4".into())]);
         assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"ab", b"abc"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_form_or_credentials_decode_without_panic(text in "\\PC{0,60}") {
+            let _ = form(text.as_bytes());
+            let _ = base64_decode(&text);
+        }
+    }
 }

@@ -528,4 +528,22 @@ mod tests {
         let two = "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
         assert_eq!(req(two), Parsed::Refused(400));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_are_parsed_or_refused(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12000)
+        ) {
+            let _ = parse(&bytes);
+        }
+
+        #[test]
+        fn any_header_lines_are_parsed_or_refused(
+            lines in proptest::collection::vec("[ -~]{0,40}", 0..80),
+            body in "[ -~]{0,20}",
+        ) {
+            let text = format!("POST /x?y HTTP/1.1\r\n{}\r\n\r\n{body}", lines.join("\r\n"));
+            let _ = parse(text.as_bytes());
+        }
+    }
 }
