@@ -226,10 +226,10 @@ fn every_path_serves_what_zdctl_prints() {
     }
     // No credentials: nothing to control with, and no way to control.
     assert!(!page.body.contains("<form"));
-    assert_eq!(
-        request(port, "POST", "/control", None, "node=web1&action=stop").status,
-        403
-    );
+    for method in ["POST", "GET"] {
+        let a = request(port, method, "/control", None, "node=web1&action=stop");
+        assert_eq!(a.status, 403, "{method}");
+    }
 
     let json = get(port, "/status.json", None);
     assert_eq!(json.status, 200);

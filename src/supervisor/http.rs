@@ -392,6 +392,8 @@ impl Supervisor {
                 "text/plain; version=0.0.4; charset=utf-8",
                 crate::report::exposition(Some(&self.status_document())),
             ),
+            // Without credentials there is no control, whatever is asked.
+            "/control" if h.credentials.is_none() => Response::plain(403),
             "/control" if req.method != "POST" => Response::plain(405).with("Allow", "POST"),
             "/control" => self.http_control(h, req),
             _ => Response::plain(404),
