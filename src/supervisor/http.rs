@@ -141,7 +141,10 @@ impl HttpServer {
             fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
         }
         for c in &self.conns {
-            let mut flags = PollFlags::POLLIN;
+            let mut flags = PollFlags::empty();
+            if c.wants_read() {
+                flags |= PollFlags::POLLIN;
+            }
             if c.wants_write() {
                 flags |= PollFlags::POLLOUT;
             }

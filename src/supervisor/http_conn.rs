@@ -374,6 +374,8 @@ pub struct Conn {
     sent: usize,
     pub deadline: Instant,
     phase: Phase,
+    /// The peer sent its end: polling for input would only spin.
+    eof: bool,
 }
 
 impl Conn {
@@ -385,11 +387,16 @@ impl Conn {
             sent: 0,
             deadline: now + REQUEST_TIME,
             phase: Phase::Reading,
+            eof: false,
         }
     }
 
     pub fn wants_write(&self) -> bool {
         self.phase == Phase::Writing
+    }
+
+    pub fn wants_read(&self) -> bool {
+        !self.eof
     }
 
     pub fn done(&self) -> bool {
@@ -405,7 +412,9 @@ impl Conn {
         for _ in 0..READS_PER_TURN {
             match self.stream.read(&mut chunk) {
                 Ok(0) => {
-                    // The peer is gone (or sent half a request and closed).
+                    // The peer is gone (or sent half a request and closed);
+                    // one still reading the answer gets the rest of it.
+                    self.eof = true;
                     if self.phase != Phase::Writing {
                         self.phase = Phase::Done;
                     }
