@@ -744,3 +744,53 @@ fn garbage_never_stops_the_page() {
     assert_eq!(get(port, "/", ADMIN).status, 200);
     assert_eq!(node(&info(&site), "web1")["state"], "running");
 }
+
+/// The event log says where the page is, warns when anyone may read it,
+/// and records what was done from it.
+#[test]
+fn the_event_log_tells_where_the_page_is_and_what_was_done_from_it() {
+    let site = Site::new();
+    let port = free_port();
+    let log = site.path("events.log");
+    let eventlog = format!(
+        "<eventlog>\n  <logfile>\n    path {}\n  </logfile>\n</eventlog>\n",
+        log.display()
+    );
+    configure(
+        &site,
+        &format!("    address 0.0.0.0:{port}"),
+        &format!("{eventlog}{TWO_NODES}"),
+    );
+    launch(&site);
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_for("the page announced", || {
+        read().contains(&format!("status page on 0.0.0.0:{port}"))
+    });
+    assert!(
+        read().contains("is open to anyone who can reach it"),
+        "{}",
+        read()
+    );
+    assert!(read().contains("zd.conf:3: "), "{}", read());
+
+    configure(
+        &site,
+        &format!("    address 127.0.0.1:{port}\n    username admin\n    password {SECRET_HASH}"),
+        &format!("{eventlog}{TWO_NODES}"),
+    );
+    let o = site.zdctl(&["reload"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    wait_for("the page moved", || {
+        read().contains(&format!("status page now on 127.0.0.1:{port}"))
+    });
+    wait_for("web1 running", || pid_of(&site, "web1") != 0);
+    let before = pid_of(&site, "web1");
+    assert_eq!(control(port, "web1", "restart", &token(port)).status, 303);
+    wait_for("the restart logged", || {
+        read().contains("status page: restart web1: ")
+    });
+    wait_for("web1 restarted", || {
+        let p = pid_of(&site, "web1");
+        p != 0 && p != before
+    });
+}
