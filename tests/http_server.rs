@@ -681,13 +681,44 @@ fn a_port_in_use_fails_the_start_and_no_section_means_no_listener() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(
         stderr(&o).contains(&format!(
-            "cannot listen for the status page on 127.0.0.1:{port}"
+            "zd.conf:3: cannot listen for the status page on 127.0.0.1:{port}"
         )),
         "{}",
         stderr(&o)
     );
     assert!(!site.sock().exists(), "the control socket is cleaned up");
     drop(taken);
+
+    // No section: zdrun listens on no TCP port at all.
+    std::fs::write(
+        site.path("zd.conf"),
+        format!(
+            "<runner>\n  socket-name {}\n</runner>\n{TWO_NODES}",
+            site.sock().display()
+        ),
+    )
+    .expect("write config");
+    launch(&site);
+    let manager = site.manager_pid();
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{manager}/fd"))
+        .expect("zdrun's fds")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    assert!(!inodes.is_empty(), "zdrun has its control socket");
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // State 0A is LISTEN; the inode is the tenth field.
+            if f.get(3) == Some(&"0A") && f.get(9).is_some_and(|i| inodes.iter().any(|n| n == i)) {
+                panic!("zdrun listens on TCP without <http-server>: {line}");
+            }
+        }
+    }
 }
 
 /// Bytes of every kind, whole or cut short, never stop the page: each

@@ -116,8 +116,12 @@ fn form(body: &[u8]) -> Vec<(String, String)> {
 impl HttpServer {
     /// Bind the section's address.
     pub(super) fn new(spec: &Spec) -> Result<HttpServer, String> {
-        let listen = spec.listen()?;
-        let listener = http_conn::bind(&listen)?;
+        let at = |e: String| match spec.source.as_str() {
+            "" => e,
+            source => format!("{source}: {e}"),
+        };
+        let listen = spec.listen().map_err(at)?;
+        let listener = http_conn::bind(&listen).map_err(at)?;
         Ok(HttpServer {
             spec: spec.clone(),
             listen,
