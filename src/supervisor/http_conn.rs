@@ -205,9 +205,21 @@ pub enum Parsed {
 }
 
 /// Parse what a client sent so far.
+/// Where the head ends (before its last line break) and the body starts:
+/// lines end in CRLF, or a bare LF, which HTTP allows a server to accept.
+fn head_end(buf: &[u8]) -> Option<(usize, usize)> {
+    buf.iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'\n')
+        .find_map(|(i, _)| match &buf[i + 1..] {
+            [b'\n', ..] => Some((i, i + 2)),
+            [b'\r', b'\n', ..] => Some((i, i + 3)),
+            _ => None,
+        })
+}
+
 pub fn parse(buf: &[u8]) -> Parsed {
-    let end = buf.windows(4).position(|w| w == b"\r\n\r\n");
-    let Some(end) = end else {
+    let Some((end, body_start)) = head_end(buf) else {
         let lines = buf.iter().filter(|&&b| b == b'\n').count();
         return if buf.len() > MAX_HEAD || lines > MAX_HEADERS + 1 {
             Parsed::Refused(431)
@@ -215,13 +227,13 @@ pub fn parse(buf: &[u8]) -> Parsed {
             Parsed::Incomplete
         };
     };
-    if end + 4 > MAX_HEAD {
+    if body_start > MAX_HEAD {
         return Parsed::Refused(431);
     }
     let Ok(head) = std::str::from_utf8(&buf[..end]) else {
         return Parsed::Refused(400);
     };
-    let mut lines = head.split("\r\n");
+    let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let line = lines.next().unwrap_or_default();
     let mut words = line.split(' ');
     let (Some(method), Some(target), Some(version), None) =
@@ -273,7 +285,7 @@ pub fn parse(buf: &[u8]) -> Parsed {
         },
         _ => return Parsed::Refused(400),
     };
-    let body = &buf[end + 4..];
+    let body = &buf[body_start..];
     if body.len() < length {
         return Parsed::Incomplete;
     }
@@ -512,6 +524,10 @@ mod tests {
             panic!("not parsed");
         };
         assert_eq!(r.body, b"abcde");
+        let Parsed::Request(r) = req("GET /x HTTP/1.0\nHost: b\n\n") else {
+            panic!("bare LF not parsed");
+        };
+        assert_eq!((r.path.as_str(), r.header("host")), ("/x", Some("b")));
     }
 
     #[test]
