@@ -478,6 +478,12 @@ fn a_unix_socket_address_serves_the_page() {
     launch(&site);
     let path = site.path("run/page.sock");
     wait_for("the page's socket", || path.exists());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path)
+        .expect("socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o660, "the socket's mode");
     let mut s = UnixStream::connect(&path).expect("connect to the page's socket");
     s.set_read_timeout(Some(DEADLINE)).expect("timeout");
     s.write_all(b"GET /status.json HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -121,6 +121,10 @@ pub fn bind(listen: &Listen) -> Result<Listener, String> {
                 let _ = std::fs::remove_file(path);
             }
             let l = UnixListener::bind(path).map_err(bad)?;
+            // Connecting takes write permission: zdrun's user and group (a
+            // reverse proxy put in that group), whatever the umask.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(bad)?;
             l.set_nonblocking(true).map_err(bad)?;
             Listener::Unix(l, path.clone())
         }
