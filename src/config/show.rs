@@ -51,6 +51,8 @@ pub struct CanonicalRunner<'a> {
     pub event_hook: &'a Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_hook_timeout: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_output: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -101,6 +103,7 @@ pub fn canonical(config: &Config) -> Canonical<'_> {
             event_hook: &r.event_hook,
             // Shown with the hook it applies to.
             event_hook_timeout: r.event_hook.as_ref().map(|_| r.event_hook_timeout),
+            prefix_output: r.prefix_output,
         }),
         environment: &config.environment,
         eventlog: effective_eventlog(config).map(|log| CanonicalEventLog {
@@ -217,7 +220,7 @@ fn runner_lines(r: &Runner) -> Vec<(String, String)> {
         format!("0o{:o}", r.umask)
     };
     let exit_codes: Vec<String> = r.exit_codes.iter().map(|c| c.to_string()).collect();
-    vec![
+    let mut lines = vec![
         ("zdrun".into(), py_opt(&r.zdrun)),
         ("python".into(), py_opt(&r.python)),
         ("program".into(), repr_list(&r.program)),
@@ -235,5 +238,9 @@ fn runner_lines(r: &Runner) -> Vec<(String, String)> {
             "transcript".into(),
             repr_str(r.transcript.as_deref().unwrap_or("/dev/null")),
         ),
-    ]
+    ];
+    if let Some(on) = r.prefix_output {
+        lines.push(("prefix-output".into(), py_bool(on).into()));
+    }
+    lines
 }

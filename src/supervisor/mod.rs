@@ -20,7 +20,9 @@
 //! Files: `startup` (command line, settings, daemonizing), `event_loop`
 //! (poll, signals, timers, reaping), `commands` (the socket's requests),
 //! `reload`, `node` (one program's state and governor), `spawn`,
-//! `server` (the socket), `transcript`, `leftovers`.
+//! `server` (the socket), `transcript`, `output` (programs' output on
+//! zdrun's own stdout and stderr), `pid1` (zdrun as a container's entry
+//! point), `leftovers`.
 
 mod commands;
 mod event_loop;
@@ -29,6 +31,8 @@ mod hooks;
 mod leftovers;
 mod memory;
 mod node;
+mod output;
+mod pid1;
 mod policy;
 mod reload;
 mod server;
@@ -106,6 +110,10 @@ struct Supervisor {
     /// What one start took per thread, lately: how many to make ready in
     /// a turn.
     spawn_cost: std::time::Duration,
+    /// zdrun's stdout and stderr, when programs' output is prefixed.
+    console: Option<output::Console>,
+    /// When SIGTERM/SIGINT began the site's stop.
+    stop_began: Option<SystemTime>,
 }
 
 /// Find each node's program file; the first failure is the error, with
