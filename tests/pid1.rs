@@ -36,12 +36,7 @@ impl Ns {
     /// Write `zd.conf` (the socket and `runner` lines in `<runner>`, an
     /// event log, then `rest`) and start zdrun on it as PID 1, its stdout
     /// and stderr as `out`/`err` say (files `out` and `err` by default).
-    fn start_with(
-        runner: &str,
-        rest: &str,
-        out: Option<Stdio>,
-        err: Option<Stdio>,
-    ) -> Ns {
+    fn start_with(runner: &str, rest: &str, out: Option<Stdio>, err: Option<Stdio>) -> Ns {
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
         let conf = format!(
@@ -177,7 +172,10 @@ fn children(pid: i32) -> Vec<i32> {
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for t in tasks.flatten() {
             if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
-                out.extend(text.split_whitespace().filter_map(|w| w.parse::<i32>().ok()));
+                out.extend(
+                    text.split_whitespace()
+                        .filter_map(|w| w.parse::<i32>().ok()),
+                );
             }
         }
     }
@@ -321,7 +319,12 @@ fn a_second_sigterm_kills_at_once_and_the_exit_status_says_so() {
         ns.node("stubborn")["state"] == "stopping"
     });
     assert!(kill(ns.zdrun, 15));
-    assert_eq!(ns.wait_exit().code(), Some(137), "{}", ns.read("events.log"));
+    assert_eq!(
+        ns.wait_exit().code(),
+        Some(137),
+        "{}",
+        ns.read("events.log")
+    );
 }
 
 #[test]
@@ -430,7 +433,9 @@ fn a_sites_output_is_prefixed_on_zdruns_stdout_and_stderr() {
     ]);
     let mut ns = Ns::start("", &text);
     ns.wait_running(&["web1", "web2"]);
-    wait_for("web2's line", || ns.read("out").contains("web2 | web2 here\n"));
+    wait_for("web2's line", || {
+        ns.read("out").contains("web2 | web2 here\n")
+    });
     wait_for("web1's stderr", || ns.read("err").contains("web1 | oops\n"));
     assert!(kill(ns.zdrun, 15));
     assert_eq!(ns.wait_exit().code(), Some(0));
@@ -506,4 +511,79 @@ fn a_stdout_nobody_reads_never_stalls_zdrun() {
     assert!(kill(ns.zdrun, 15));
     assert_eq!(ns.wait_exit().code(), Some(0));
     let _ = reader.join();
+}
+
+/// `zdctl -C FILE ARGS...`: (exit code, stdout, stderr).
+fn zdctl(file: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let o = common::zdctl()
+        .arg("-C")
+        .arg(file)
+        .args(args)
+        .output()
+        .expect("zdctl runs");
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn prefix_output_is_checked_at_its_line_and_shown_in_every_format() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let conf = dir.path().join("zd.conf");
+    let write = |value: &str| {
+        let text = format!(
+            "<runner>\n  socket-name {}\n  prefix-output {value}\n</runner>\n\
+             <program a>\n  program sleep 10\n</program>\n",
+            dir.path().join("zdsock").display()
+        );
+        std::fs::write(&conf, text).expect("write config");
+    };
+    write("maybe");
+    let (code, out, err) = zdctl(&conf, &["check"]);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(
+        err.contains("zd.conf:3: not a valid boolean value: 'maybe' (key 'prefix-output')"),
+        "{err}"
+    );
+    write("off");
+    let (code, out, err) = zdctl(&conf, &["check"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (_, out, _) = zdctl(&conf, &["show"]);
+    assert!(out.contains("prefix-output: False"), "{out}");
+    let (_, out, _) = zdctl(&conf, &["show", "--json"]);
+    let json: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(json["runner"]["prefix-output"], false, "{out}");
+    // The same key in TOML, through show's own TOML.
+    let (_, toml, _) = zdctl(&conf, &["show", "--format", "toml"]);
+    assert!(toml.contains("prefix-output = false"), "{toml}");
+    let toml_file = dir.path().join("zd.toml");
+    std::fs::write(&toml_file, &toml).expect("write toml");
+    let (code, out, err) = zdctl(&toml_file, &["check"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let line = toml
+        .lines()
+        .position(|l| l.starts_with("prefix-output"))
+        .expect("the key")
+        + 1;
+    std::fs::write(
+        &toml_file,
+        toml.replace("prefix-output = false", "prefix-output = \"maybe\""),
+    )
+    .expect("write toml");
+    let (code, _, err) = zdctl(&toml_file, &["check"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains(&format!("zd.toml:{line}:")), "{err}");
+    // Unset, nothing is shown.
+    std::fs::write(
+        &conf,
+        format!(
+            "<runner>\n  socket-name {}\n</runner>\n<program a>\n  program sleep 10\n</program>\n",
+            dir.path().join("zdsock").display()
+        ),
+    )
+    .expect("write config");
+    let (_, out, _) = zdctl(&conf, &["show"]);
+    assert!(!out.contains("prefix-output"), "{out}");
 }
