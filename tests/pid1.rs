@@ -364,32 +364,7 @@ fn pid1_zdrun_reaps_an_exec_shells_background_job_and_does_not_kill_it() {
     let ns = Ns::start("", &text);
     ns.wait_running(&["app"]);
     let app = ns.node("app")["pid"].as_i64();
-    // What `docker exec CONTAINER sh -c 'job &'` does: a process entering
-    // the namespace from outside leaves a background job behind, and a
-    // short one whose end makes zdrun reap and look for leftovers.
-    let d = ns.dir.path().display().to_string();
-    let o = Command::new("nsenter")
-        .args(["--target", &ns.zdrun.to_string(), "--pid", "--", "sh", "-c"])
-        .arg(format!(
-            "sleep 60 >/dev/null 2>&1 & echo $! > {d}/job.pid; sleep 0.2 >/dev/null 2>&1 & echo $! > {d}/short.pid"
-        ))
-        .env_remove("ZDRUN_MANAGER")
-        .env_remove("ZDRUN_PROGRAM")
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run nsenter ({e}): install util-linux (apt-get install util-linux)")
-        });
-    assert!(o.status.success(), "nsenter: {o:?}");
-    let job_ns: i32 = ns.read("job.pid").trim().parse().expect("a pid");
-    let short_ns: i32 = ns.read("short.pid").trim().parse().expect("a pid");
-    let job = ns.host_pid(job_ns).expect("the job runs");
-    wait_for("the job as zdrun's child", || {
-        parent_of(job) == Some(ns.zdrun)
-    });
-    wait_for("the short job reaped", || ns.host_pid(short_ns).is_none());
-    // zdrun looks for leftovers in the turn that reaps; a reply comes
-    // after that turn.
-    assert!(!ns.request("status\n").is_empty());
+    let job = exec_job(&ns);
     assert!(alive(job), "zdrun killed an exec shell's job");
     assert!(!ns.read("events.log").contains("left behind"));
     assert_eq!(ns.node("app")["pid"].as_i64(), app);
@@ -586,4 +561,94 @@ fn prefix_output_is_checked_at_its_line_and_shown_in_every_format() {
     .expect("write config");
     let (_, out, _) = zdctl(&conf, &["show"]);
     assert!(!out.contains("prefix-output"), "{out}");
+}
+
+/// What a `docker exec CONTAINER sh -c '... &'` leaves: a background job
+/// (sleeping a minute) entering the namespace from outside, and a short
+/// one whose end makes zdrun reap and look for leftovers. The job's pid
+/// as the test sees it, once the short one is reaped.
+fn exec_job(ns: &Ns) -> i32 {
+    let d = ns.dir.path().display().to_string();
+    let o = Command::new("nsenter")
+        .args(["--target", &ns.zdrun.to_string(), "--pid", "--", "sh", "-c"])
+        .arg(format!(
+            "sleep 60 >/dev/null 2>&1 & echo $! > {d}/job.pid; \
+             sleep 0.2 >/dev/null 2>&1 & echo $! > {d}/short.pid"
+        ))
+        .env_remove("ZDRUN_MANAGER")
+        .env_remove("ZDRUN_PROGRAM")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run nsenter ({e}): install util-linux (apt-get install util-linux)")
+        });
+    assert!(o.status.success(), "nsenter: {o:?}");
+    let job_ns: i32 = ns.read("job.pid").trim().parse().expect("a pid");
+    let short_ns: i32 = ns.read("short.pid").trim().parse().expect("a pid");
+    let job = ns.host_pid(job_ns).expect("the job runs");
+    wait_for("the job as zdrun's child", || {
+        parent_of(job) == Some(ns.zdrun)
+    });
+    wait_for("the short job reaped", || ns.host_pid(short_ns).is_none());
+    // A reply comes after the turn that reaped and looked for leftovers.
+    assert!(!ns.request("status\n").is_empty());
+    job
+}
+
+#[test]
+fn a_single_programs_pid1_zdrun_keeps_an_exec_job_while_the_program_is_down() {
+    // Outside a container an unmarked orphan of a single program's zdrun
+    // can only be the program's, killed once it is down; as PID 1 it may
+    // come from anywhere in the container.
+    let scripts = tempfile::tempdir().expect("temp dir");
+    let script = scripts.path().join("p.sh");
+    std::fs::write(&script, "exec sleep 100\n").expect("write script");
+    let ns = Ns::start(
+        &format!("  program sh {}\n  hang-around on", script.display()),
+        "",
+    );
+    wait_for("the program", || {
+        ns.request("status\n").contains("\napplication=")
+            && !ns.request("status\n").contains("\napplication=0\n")
+    });
+    assert!(ns.request("stop\n").starts_with("Sent SIGTERM"));
+    wait_for("the program stopped", || {
+        ns.request("status\n").contains("\napplication=0\n")
+    });
+    let job = exec_job(&ns);
+    assert!(alive(job), "zdrun killed an exec shell's job");
+    assert!(!ns.read("events.log").contains("left behind"));
+    assert!(kill(job, 9));
+    wait_for("the job reaped", || {
+        std::fs::metadata(format!("/proc/{job}")).is_err()
+    });
+}
+
+fn voluntary_switches(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("voluntary_ctxt_switches:"))
+                .and_then(|l| l.split_whitespace().last()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_idle_pid1_site_with_prefixed_output_never_wakes_up() {
+    let (_s, text) = site(&[
+        ("a", "", "echo started\nexec sleep 100"),
+        ("b", "  after a", "echo started\nexec sleep 100"),
+    ]);
+    let ns = Ns::start("", &text);
+    ns.wait_running(&["a", "b"]);
+    wait_for("both lines", || {
+        ns.read("out").matches("started").count() == 2
+    });
+    // Settled: the last turn's work (the reply above) is done.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let before = voluntary_switches(ns.zdrun);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let after = voluntary_switches(ns.zdrun);
+    assert_eq!(after, before, "zdrun woke up {} times", after - before);
 }
