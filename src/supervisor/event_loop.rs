@@ -650,8 +650,10 @@ impl Supervisor {
             .collect();
         for (pid, status) in ended {
             if let Some(&i) = by_pid.get(&pid) {
-                let v = self.nodes[i].exited(status, self.shutting_down, &mut self.log);
+                // Its last output first (before a reload's new settings
+                // may switch its output).
                 self.end_of_run(i);
+                let v = self.nodes[i].exited(status, self.shutting_down, &mut self.log);
                 self.verdict(i, v);
                 self.sweep_due = true;
             } else if let Some(n) = self.nodes.iter_mut().find(|n| n.owns_test(pid)) {
