@@ -11,9 +11,9 @@
 //!
 //! Deliberate differences from zdaemon (its quirks, not its protocol):
 //! the program runs in its own process group and `stop` signals the whole
-//! group; SIGTERM/SIGINT to zdrun stop the program before zdrun exits 0,
-//! SIGHUP reloads; nothing the program started outlives it or zdrun
-//! (see leftovers.rs); clients are served concurrently, each with a read
+//! group; SIGTERM/SIGINT to zdrun stop the program before zdrun exits 0
+//! (137 if it had to be killed with SIGKILL), SIGHUP reloads; nothing the
+//! program started outlives it or zdrun (see leftovers.rs); clients are served concurrently, each with a read
 //! deadline; only our uid and root may use the socket; `hang-around`
 //! keeps zdrun up after `stop`.
 //!
@@ -88,8 +88,8 @@ struct Supervisor {
     shutting_down: bool,
     exit_status: Option<i32>,
     load: Option<Loader>,
-    /// Programs' output goes to transcripts (daemon mode or systemd),
-    /// fixed at start: a reload cannot un-daemonize zdrun.
+    /// Programs' output goes to transcripts (daemon mode, systemd or PID
+    /// 1), fixed at start: a reload cannot un-daemonize zdrun.
     capture: bool,
     /// systemd's notification socket, when run as a `Type=notify` unit.
     notify: Option<crate::notify::Notifier>,
