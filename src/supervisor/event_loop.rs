@@ -410,7 +410,9 @@ impl Supervisor {
                 PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::MAX)
             }
         };
-        let (sig_ready, listen_ready, transcripts_ready, conn_ready, health_ready, console_ready) = {
+        // zdrun's stdout or stderr takes the output waiting for it.
+        let console_ready;
+        let (sig_ready, listen_ready, transcripts_ready, conn_ready, health_ready) = {
             let mut fds = vec![
                 PollFd::new(self.signals.pipe.as_fd(), PollFlags::POLLIN),
                 PollFd::new(self.socket.listener.as_fd(), PollFlags::POLLIN),
@@ -433,14 +435,6 @@ impl Supervisor {
                     health_nodes.push(i);
                 }
             }
-            let base = fds.len();
-            for c in &self.conns {
-                let mut flags = PollFlags::POLLIN;
-                if c.wants_write() {
-                    flags |= PollFlags::POLLOUT;
-                }
-                fds.push(PollFd::new(c.stream.as_fd(), flags));
-            }
             let console_base = fds.len();
             for fd in self
                 .console
@@ -450,35 +444,34 @@ impl Supervisor {
             {
                 fds.push(PollFd::new(fd, PollFlags::POLLOUT));
             }
+            let base = fds.len();
+            for c in &self.conns {
+                let mut flags = PollFlags::POLLIN;
+                if c.wants_write() {
+                    flags |= PollFlags::POLLOUT;
+                }
+                fds.push(PollFd::new(c.stream.as_fd(), flags));
+            }
             match poll(&mut fds, timeout) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => self.log.error(&format!("poll failed: {e}")),
             }
             let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
-            let mut transcripts: Vec<usize> = transcript_nodes
+            let transcripts: Vec<usize> = transcript_nodes
                 .iter()
                 .enumerate()
                 .filter(|(k, _)| ready(&fds[2 + k]))
                 .map(|(_, &i)| i)
                 .collect();
-            // A node's two pipes (prefixed output) are drained together.
-            transcripts.dedup();
-            let conns: Vec<bool> = fds[base..console_base].iter().map(ready).collect();
+            let conns: Vec<bool> = fds[base..].iter().map(ready).collect();
             let health: Vec<usize> = health_nodes
                 .iter()
                 .enumerate()
                 .filter(|(k, _)| ready(&fds[health_base + k]))
                 .map(|(_, &i)| i)
                 .collect();
-            let console = fds[console_base..].iter().any(ready);
-            (
-                ready(&fds[0]),
-                ready(&fds[1]),
-                transcripts,
-                conns,
-                health,
-                console,
-            )
+            console_ready = fds[console_base..base].iter().any(ready);
+            (ready(&fds[0]), ready(&fds[1]), transcripts, conns, health)
         };
         if sig_ready {
             self.signals.drain();
@@ -487,8 +480,12 @@ impl Supervisor {
         // returning and the pipe being drained.
         self.handle_signals();
         let output = console_ready || !transcripts_ready.is_empty();
+        let mut drained = None;
         for i in transcripts_ready {
-            self.drain_output(i);
+            // A node's two pipes (prefixed output) are drained together.
+            if drained.replace(i) != Some(i) {
+                self.drain_output(i);
+            }
         }
         if output {
             self.flush_console();
