@@ -382,9 +382,10 @@ fn pid1_zdrun_drops_other_signals_and_forwards_none() {
     let ns = Ns::start("", &text);
     ns.wait_running(&["app"]);
     let app = ns.node("app")["pid"].as_i64();
-    // Fatal to a process without handlers, and to `sleep` were they
-    // passed on; the kernel drops them for a PID 1 without a handler.
-    for sig in [3, 10, 28, 12] {
+    // SIGQUIT, SIGUSR1 and SIGALRM end a process that does not handle
+    // them (`sleep` too, were they passed on); SIGWINCH is a terminal's.
+    // The kernel drops them all: zdrun, as PID 1, has no handler for them.
+    for sig in [3, 10, 14, 28] {
         assert!(kill(ns.zdrun, sig), "kill -{sig}");
     }
     assert!(alive(ns.zdrun));
@@ -473,7 +474,7 @@ fn a_stdout_nobody_reads_never_stalls_zdrun() {
     });
     let start = Instant::now();
     assert!(!ns.request("status\n").is_empty());
-    assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
     // Once the reader catches up, the loss is logged, counted.
     let reader = std::thread::spawn(move || {
         let mut buf = vec![0u8; 1 << 16];
