@@ -6,9 +6,19 @@ use clap::Parser;
 
 use crate::config::overrides::RunnerOverrides;
 
+/// How zdrun's exit status reads (decided in `supervisor`).
+const EXIT_STATUS: &str = "\
+Exit status:
+  0    stopped: by `stop`, or by SIGTERM/SIGINT with every program ending
+       within its stop-timeout
+  1    gave up (restarting too frequently), or could not start
+  2    usage or configuration error
+  137  stopped by SIGTERM/SIGINT, but a program had to be killed with SIGKILL
+  N    a single program exited with N, one of its exit-codes";
+
 /// zdrun -- the daemon manager that runs and restarts one program.
 #[derive(Parser, Debug)]
-#[command(name = "zdrun", version)]
+#[command(name = "zdrun", version, after_help = EXIT_STATUS)]
 pub struct Cli {
     /// Configuration file (ZConfig syntax, or TOML when it ends in .toml).
     #[arg(short = 'C', long = "configure", value_name = "FILE")]

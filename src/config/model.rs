@@ -311,6 +311,11 @@ pub struct Runner {
         skip_serializing_if = "Runner::is_default_hook_timeout"
     )]
     pub event_hook_timeout: i64,
+    /// Programs' output with no transcript goes to zdrun's stdout and
+    /// stderr with the node's name before each line; unset: on for a
+    /// site whose zdrun is PID 1 (a container's entry point).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_output: Option<bool>,
     #[serde(default)]
     pub eventlog: Option<EventLog>,
     /// `<http-server>`: zdrun's status page (none: no listener).
@@ -381,6 +386,7 @@ impl Runner {
             start_limit_interval: None,
             event_hook: None,
             event_hook_timeout: Self::default_hook_timeout(),
+            prefix_output: None,
             eventlog: None,
             http_server: None,
             origins: Origins::default(),

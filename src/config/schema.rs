@@ -420,6 +420,7 @@ pub(crate) const RUNNER_KEYS: &[(&str, Occurs)] = &[
     ("start-limit-interval", Once),
     ("event-hook", Once),
     ("event-hook-timeout", Once),
+    ("prefix-output", Once),
 ];
 
 /// `<runner>`; in a site it configures the supervisor, so `program` is
@@ -494,6 +495,7 @@ fn runner_of(s: &RawSection, program_required: bool, cx: &mut Cx) -> Runner {
         start_limit_interval: r.opt("start-limit-interval", limits::positive_interval, e),
         event_hook: r.opt("event-hook", words, e),
         event_hook_timeout: r.or("event-hook-timeout", "30", dt::integer, e),
+        prefix_output: r.opt("prefix-output", dt::boolean, e),
         eventlog: None,
         http_server: None,
         origins: r.origins(e),

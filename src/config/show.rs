@@ -54,6 +54,8 @@ pub struct CanonicalRunner<'a> {
     /// The password only as its hash: no other form is accepted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_server: Option<&'a super::http::HttpServer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_output: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -105,6 +107,7 @@ pub fn canonical(config: &Config) -> Canonical<'_> {
             // Shown with the hook it applies to.
             event_hook_timeout: r.event_hook.as_ref().map(|_| r.event_hook_timeout),
             http_server: r.http_server.as_ref(),
+            prefix_output: r.prefix_output,
         }),
         environment: &config.environment,
         eventlog: effective_eventlog(config).map(|log| CanonicalEventLog {
@@ -226,7 +229,7 @@ fn runner_lines(r: &Runner) -> Vec<(String, String)> {
         format!("0o{:o}", r.umask)
     };
     let exit_codes: Vec<String> = r.exit_codes.iter().map(|c| c.to_string()).collect();
-    vec![
+    let mut lines = vec![
         ("zdrun".into(), py_opt(&r.zdrun)),
         ("python".into(), py_opt(&r.python)),
         ("program".into(), repr_list(&r.program)),
@@ -244,5 +247,9 @@ fn runner_lines(r: &Runner) -> Vec<(String, String)> {
             "transcript".into(),
             repr_str(r.transcript.as_deref().unwrap_or("/dev/null")),
         ),
-    ]
+    ];
+    if let Some(on) = r.prefix_output {
+        lines.push(("prefix-output".into(), py_bool(on).into()));
+    }
+    lines
 }

@@ -36,6 +36,8 @@ pub struct Settings {
     pub transcript: PathBuf,
     pub logfile: Option<PathBuf>,
     pub hang_around: bool,
+    /// `prefix-output`: unset means "on for a site run as PID 1".
+    pub prefix_output: Option<bool>,
     /// zdctl only: the zdrun executable to start (runner `zdrun`).
     pub zdrun: Option<PathBuf>,
     pub default_to_interactive: bool,
@@ -298,6 +300,7 @@ impl Settings {
             transcript: node.transcript.clone(),
             logfile: node.logfile.clone(),
             hang_around: r.hang_around,
+            prefix_output: r.prefix_output,
             zdrun: r
                 .zdrun
                 .as_deref()

@@ -160,6 +160,7 @@ impl Settings {
             transcript: node.transcript.clone(),
             logfile: None,
             hang_around: false,
+            prefix_output: None,
             zdrun: None,
             default_to_interactive: false,
             prompt: None,

@@ -132,6 +132,7 @@ impl Supervisor {
             if let Some(code) = self.exit_status
                 && !hooks_busy
             {
+                self.finish_output();
                 return code;
             }
             let before = self.nodes.len();
@@ -144,16 +145,13 @@ impl Supervisor {
                 .iter()
                 .all(|n| !n.should_be_up && n.pid.is_none());
             if idle && !hooks_busy && (self.shutting_down || !self.s.hang_around) {
-                self.log.info("Exiting");
                 // A site whose every program gave up failed, as a single
-                // program's give-up does.
-                let all_fatal =
-                    !self.nodes.is_empty() && self.nodes.iter().all(|n| n.ended == Some("fatal"));
-                return if all_fatal && !self.shutting_down {
-                    1
-                } else {
-                    0
-                };
+                // program's give-up does; a stop that had to SIGKILL is
+                // not clean.
+                let code = self.final_status();
+                self.finish_output();
+                self.log.info("Exiting");
+                return code;
             }
             self.stop_in_order();
             let busy = self.spawn_due();
@@ -413,6 +411,8 @@ impl Supervisor {
                 PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::MAX)
             }
         };
+        // zdrun's stdout or stderr takes the output waiting for it.
+        let console_ready;
         let (sig_ready, listen_ready, transcripts_ready, conn_ready, health_ready, http_ready) = {
             let mut fds = vec![
                 PollFd::new(self.signals.pipe.as_fd(), PollFlags::POLLIN),
@@ -421,9 +421,11 @@ impl Supervisor {
             let mut transcript_nodes = Vec::new();
             for (i, n) in self.nodes.iter().enumerate() {
                 if let Some(t) = &n.transcript {
-                    let fd: BorrowedFd = t.reader();
-                    fds.push(PollFd::new(fd, PollFlags::POLLIN));
-                    transcript_nodes.push(i);
+                    for fd in t.readers() {
+                        let fd: BorrowedFd = fd;
+                        fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                        transcript_nodes.push(i);
+                    }
                 }
             }
             let health_base = fds.len();
@@ -433,6 +435,15 @@ impl Supervisor {
                     fds.push(PollFd::new(fd, flags));
                     health_nodes.push(i);
                 }
+            }
+            let console_base = fds.len();
+            for fd in self
+                .console
+                .as_ref()
+                .map(|c| c.waiting())
+                .unwrap_or_default()
+            {
+                fds.push(PollFd::new(fd, PollFlags::POLLOUT));
             }
             let base = fds.len();
             for c in &self.conns {
@@ -465,6 +476,7 @@ impl Supervisor {
                 .filter(|(k, _)| ready(&fds[health_base + k]))
                 .map(|(_, &i)| i)
                 .collect();
+            console_ready = fds[console_base..base].iter().any(ready);
             let (sig, listen) = (ready(&fds[0]), ready(&fds[1]));
             (sig, listen, transcripts, conns, health, http)
         };
@@ -474,12 +486,16 @@ impl Supervisor {
         // Flags are checked every turn: a signal may land between poll
         // returning and the pipe being drained.
         self.handle_signals();
+        let output = console_ready || !transcripts_ready.is_empty();
+        let mut drained = None;
         for i in transcripts_ready {
-            if let Some(t) = &mut self.nodes[i].transcript
-                && let Some(transcript::Event::WriteFailed(msg)) = t.drain()
-            {
-                self.log.error(&msg);
+            // A node's two pipes (prefixed output) are drained together.
+            if drained.replace(i) != Some(i) {
+                self.drain_output(i);
             }
+        }
+        if output {
+            self.flush_console();
         }
         if self.exit_status.is_some() {
             // On the way out: answering now would report a manager that is
@@ -547,6 +563,7 @@ impl Supervisor {
         ));
         let again = self.shutting_down;
         self.shutting_down = true;
+        self.note_stop();
         if let Some(n) = &self.notify {
             n.send("STOPPING=1");
         }
@@ -638,6 +655,9 @@ impl Supervisor {
             .collect();
         for (pid, status) in ended {
             if let Some(&i) = by_pid.get(&pid) {
+                // Its last output first (before a reload's new settings
+                // may switch its output).
+                self.end_of_run(i);
                 let v = self.nodes[i].exited(status, self.shutting_down, &mut self.log);
                 self.verdict(i, v);
                 self.sweep_due = true;
@@ -699,9 +719,12 @@ impl Supervisor {
                             .is_none_or(|n| n.pid.is_none())
                 }
                 // Unmarked (it cleared its environment): in a single
-                // program's zdrun it can only be that program's.
+                // program's zdrun it can only be that program's. Not so
+                // for PID 1, which inherits every orphan of the
+                // namespace (a `docker exec` shell's background job).
                 leftovers::Owner::Unknown => {
-                    self.shutting_down || (!self.s.is_site() && self.nodes[0].pid.is_none())
+                    self.shutting_down
+                        || (!self.s.is_site() && !pid1::is_pid1() && self.nodes[0].pid.is_none())
                 }
             };
             if leftover {

@@ -11,17 +11,19 @@
 //!
 //! Deliberate differences from zdaemon (its quirks, not its protocol):
 //! the program runs in its own process group and `stop` signals the whole
-//! group; SIGTERM/SIGINT to zdrun stop the program before zdrun exits 0,
-//! SIGHUP reloads; nothing the program started outlives it or zdrun
-//! (see leftovers.rs); clients are served concurrently, each with a read
+//! group; SIGTERM/SIGINT to zdrun stop the program before zdrun exits 0
+//! (137 if it had to be killed with SIGKILL), SIGHUP reloads; nothing the
+//! program started outlives it or zdrun (see leftovers.rs); clients are served concurrently, each with a read
 //! deadline; only our uid and root may use the socket; `hang-around`
 //! keeps zdrun up after `stop`.
 //!
 //! Files: `startup` (command line, settings, daemonizing), `event_loop`
 //! (poll, signals, timers, reaping), `commands` (the socket's requests),
 //! `reload`, `node` (one program's state and governor), `spawn`,
-//! `server` (the socket), `transcript`, `leftovers`; `http`, `http_conn`
-//! and `http_page` (the status page, polled in the same loop).
+//! `server` (the socket), `transcript`, `output` (programs' output on
+//! zdrun's own stdout and stderr), `pid1` (zdrun as a container's entry
+//! point), `leftovers`; `http`, `http_conn` and `http_page` (the status
+//! page, polled in the same loop).
 
 mod commands;
 mod event_loop;
@@ -33,6 +35,8 @@ mod http_page;
 mod leftovers;
 mod memory;
 mod node;
+mod output;
+mod pid1;
 mod policy;
 mod reload;
 mod server;
@@ -88,8 +92,8 @@ struct Supervisor {
     shutting_down: bool,
     exit_status: Option<i32>,
     load: Option<Loader>,
-    /// Programs' output goes to transcripts (daemon mode or systemd),
-    /// fixed at start: a reload cannot un-daemonize zdrun.
+    /// Programs' output goes to transcripts (daemon mode, systemd or PID
+    /// 1), fixed at start: a reload cannot un-daemonize zdrun.
     capture: bool,
     /// systemd's notification socket, when run as a `Type=notify` unit.
     notify: Option<crate::notify::Notifier>,
@@ -112,6 +116,10 @@ struct Supervisor {
     spawn_cost: std::time::Duration,
     /// `<http-server>`: the status page, when configured.
     http: Option<http::HttpServer>,
+    /// zdrun's stdout and stderr, when programs' output is prefixed.
+    console: Option<output::Console>,
+    /// When SIGTERM/SIGINT began the site's stop.
+    stop_began: Option<SystemTime>,
 }
 
 /// Find each node's program file; the first failure is the error, with

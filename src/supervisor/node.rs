@@ -206,6 +206,7 @@ impl Node {
             directory: self.s.directory.as_deref(),
             umask: self.s.umask,
             output: self.transcript.as_ref().map(|t| t.writer()),
+            errors: self.transcript.as_ref().and_then(|t| t.error_writer()),
         })
     }
 
@@ -804,5 +805,6 @@ pub(super) fn spawn_beside(
         directory: s.directory.as_deref(),
         umask: s.umask,
         output: transcript.map(|t| t.writer()),
+        errors: transcript.and_then(|t| t.error_writer()),
     })
 }

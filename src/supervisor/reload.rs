@@ -185,6 +185,7 @@ impl Supervisor {
         };
         let (mut added, mut removed, mut changed) = (Vec::new(), Vec::new(), Vec::new());
         let capture = self.capture;
+        let prefixed = self.console.is_some();
         let names: std::collections::HashSet<&str> =
             new.nodes.iter().map(|m| m.name.as_str()).collect();
         for n in &mut self.nodes {
@@ -200,9 +201,8 @@ impl Supervisor {
         for (ns, file) in new.nodes.iter().zip(files) {
             let Some(i) = self.index(&ns.name) else {
                 added.push(ns.name.clone());
-                let transcript = capture
-                    .then(|| new_transcript(&ns.transcript, &mut self.log))
-                    .flatten();
+                let transcript =
+                    super::pid1::node_output(ns, &file, capture, prefixed, &mut self.log);
                 self.nodes.push(Node::new(ns.clone(), file, transcript));
                 order.push(self.nodes.len() - 1);
                 continue;
@@ -264,9 +264,8 @@ impl Supervisor {
                 if n.s.transcript != ns.transcript {
                     // The old run keeps its pipe until it exits; the next
                     // run writes to the new file.
-                    n.next_transcript = capture
-                        .then(|| new_transcript(&ns.transcript, &mut self.log))
-                        .flatten();
+                    n.next_transcript =
+                        super::pid1::node_output(ns, &file, capture, prefixed, &mut self.log);
                 }
                 n.pending = Some((ns.clone(), file));
             }

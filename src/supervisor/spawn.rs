@@ -29,6 +29,8 @@ pub struct Spec<'a> {
     pub umask: u32,
     /// Where stdout and stderr go; `None` inherits zdrun's.
     pub output: Option<&'a OwnedFd>,
+    /// Where stderr goes when not with stdout (prefixed output).
+    pub errors: Option<&'a OwnedFd>,
 }
 
 fn cstring(bytes: &[u8]) -> std::io::Result<CString> {
@@ -87,6 +89,7 @@ pub struct Prepared {
     /// A duplicate of the transcript's write end, closed once the child
     /// has its own.
     output: Option<OwnedFd>,
+    errors: Option<OwnedFd>,
     umask: Mode,
     failure: Vec<u8>,
     /// The signal mask of the thread that made this (zdrun's own): the
@@ -113,6 +116,7 @@ impl Prepared {
                 .map(|d| cstring(d.as_os_str().as_bytes()))
                 .transpose()?,
             output: spec.output.map(|fd| fd.try_clone()).transpose()?,
+            errors: spec.errors.map(|fd| fd.try_clone()).transpose()?,
             umask: Mode::from_bits_truncate(spec.umask as nix::libc::mode_t),
             failure: format!("can't exec '{}': ", spec.file.display()).into_bytes(),
         })
@@ -141,6 +145,7 @@ impl Prepared {
             argv_ptrs: &argv_ptrs,
             envp_ptrs: &envp_ptrs,
             output: self.output.as_ref(),
+            errors: self.errors.as_ref(),
             null,
             dir: self.dir.as_deref(),
             umask: self.umask,
@@ -285,6 +290,7 @@ struct Child<'a> {
     argv_ptrs: &'a [*const nix::libc::c_char],
     envp_ptrs: &'a [*const nix::libc::c_char],
     output: Option<&'a OwnedFd>,
+    errors: Option<&'a OwnedFd>,
     null: &'a std::fs::File,
     dir: Option<&'a std::ffi::CStr>,
     umask: Mode,
@@ -395,7 +401,7 @@ fn child_setup(c: &Child) -> nix::Result<()> {
     nix::unistd::dup2_stdin(null.as_fd())?;
     if let Some(fd) = output {
         nix::unistd::dup2_stdout(fd.as_fd())?;
-        nix::unistd::dup2_stderr(fd.as_fd())?;
+        nix::unistd::dup2_stderr(c.errors.unwrap_or(fd).as_fd())?;
     }
     if let Some(dir) = dir {
         nix::unistd::chdir(dir)?;

@@ -181,12 +181,16 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
     // main process) whatever `daemon` says, and capture output only where
     // a transcript is configured (the rest goes to the journal).
     let notify = crate::notify::Notifier::from_env();
-    let capture = settings.daemon || notify.is_some();
-    if settings.daemon
-        && notify.is_none()
-        && let Err(code) = daemonize(&settings, &mut log, &socket)
-    {
+    // As PID 1 (a container's entry point) the same: forking away would
+    // end the container.
+    let pid1 = pid1::is_pid1();
+    let capture = settings.daemon || notify.is_some() || pid1;
+    let daemonized = settings.daemon && notify.is_none() && !pid1;
+    if daemonized && let Err(code) = daemonize(&settings, &mut log, &socket) {
         return code;
+    }
+    if pid1 {
+        log.info("running as PID 1: in the foreground, reaping every orphan");
     }
     // In the process that supervises (after the daemonizing fork, which
     // would lose it): orphans of the programs become ours, to reap and to
@@ -202,11 +206,12 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
             None
         }
     };
+    // Programs' output prefixed on zdrun's own stdout and stderr (which a
+    // daemon has put on /dev/null).
+    let console = (!daemonized && pid1::prefix_output(&settings)).then(output::Console::new);
     let mut nodes = Vec::with_capacity(settings.nodes.len());
     for (n, file) in settings.nodes.iter().zip(files) {
-        let transcript = capture
-            .then(|| new_transcript(&n.transcript, &mut log))
-            .flatten();
+        let transcript = pid1::node_output(n, &file, capture, console.is_some(), &mut log);
         nodes.push(Node::new(n.clone(), file, transcript));
     }
     if let Some(t) = nodes.first().and_then(|n| n.transcript.as_ref()) {
@@ -237,6 +242,8 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
         spawner: Default::default(),
         spawn_cost: std::time::Duration::from_micros(500),
         http,
+        console,
+        stop_began: None,
     };
     sup.log.info("daemon manager started");
     sup.announce_http();
