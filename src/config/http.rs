@@ -203,7 +203,13 @@ pub(super) fn read(
         password: r.opt("password", password, e),
         source: e.describe(s.start),
     };
-    if let Some(why) = server.problem() {
+    // A password given in a refused form was reported already: "no
+    // password" on top of that would only mislead.
+    let refused = |key: &str, v: &Option<String>| v.is_none() && r.has(key);
+    if !refused("password", &server.password)
+        && !refused("username", &server.username)
+        && let Some(why) = server.problem()
+    {
         e.push(s.end, super::error::ErrorKind::Invalid(why), s);
     }
     server
