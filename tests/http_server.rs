@@ -400,7 +400,7 @@ fn oversized_and_malformed_requests_are_refused() {
 fn a_slow_client_does_not_hold_up_others_and_is_closed() {
     let (_site, port) = page_site(false);
     let mut slow = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
         .expect("send part");
     let opened = Instant::now();
     // While it dawdles, byte by byte, others are served at once.
@@ -435,7 +435,7 @@ fn two_hundred_concurrent_clients_are_all_answered() {
                 barrier.wait();
                 let path = ["/", "/status.json", "/metrics"][i % 3];
                 let req = format!(
-                    "GET {path} HTTP/1.1\r\nHost: x\r\n{}\r\n",
+                    "GET {path} HTTP/1.1\r\nHost: localhost\r\n{}\r\n",
                     auth_header(ADMIN)
                 );
                 s.write_all(req.as_bytes()).expect("send");
@@ -486,7 +486,7 @@ fn a_unix_socket_address_serves_the_page() {
     assert_eq!(mode & 0o777, 0o660, "the socket's mode");
     let mut s = UnixStream::connect(&path).expect("connect to the page's socket");
     s.set_read_timeout(Some(DEADLINE)).expect("timeout");
-    s.write_all(b"GET /status.json HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"GET /status.json HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .expect("send");
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
@@ -830,4 +830,43 @@ fn the_event_log_tells_where_the_page_is_and_what_was_done_from_it() {
         let p = pid_of(&site, "web1");
         p != 0 && p != before
     });
+}
+
+#[test]
+fn a_page_without_credentials_answers_only_loopback_names() {
+    // A page on loopback without a password must not be readable by a
+    // web page whose own name resolves to 127.0.0.1 (DNS rebinding).
+    let (site, port) = page_site(false);
+    let ask = |host: &str| {
+        Answer::parse(&raw(
+            port,
+            format!("GET /status.json HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes(),
+        ))
+    };
+    for host in ["evil.example", &format!("evil.example:{port}"), "10.1.2.3"] {
+        assert_eq!(ask(host).status, 421, "Host: {host}");
+    }
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        "[::1]".to_string(),
+    ] {
+        assert_eq!(ask(&host).status, 200, "Host: {host}");
+    }
+    // HTTP/1.0 without Host is still answered.
+    let old = Answer::parse(&raw(port, b"GET /metrics HTTP/1.0\r\n\r\n"));
+    assert_eq!(old.status, 200, "{old:?}");
+    drop(site);
+}
+
+#[test]
+fn a_page_with_credentials_takes_any_host() {
+    // Behind a proxy that passes the public name: the password guards it.
+    let (site, port) = page_site(true);
+    let text = format!(
+        "GET /status.json HTTP/1.1\r\nHost: zope.example.org\r\n{}\r\n",
+        auth_header(ADMIN)
+    );
+    assert_eq!(Answer::parse(&raw(port, text.as_bytes())).status, 200);
+    drop(site);
 }

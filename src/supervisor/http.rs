@@ -50,6 +50,23 @@ fn random_token() -> Result<String, String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// A Host header naming this machine's loopback: `localhost` (or a name
+/// under it), or a loopback address, with or without a port.
+fn loopback_host(host: &str) -> bool {
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(n, _)| n)
+    };
+    let lower = name.to_ascii_lowercase();
+    lower == "localhost"
+        || lower.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Equal, in a time that does not depend on where they differ.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -165,6 +182,22 @@ impl HttpServer {
     /// Remove a Unix socket's file (zdrun is exiting, or moved the page).
     pub(super) fn close(&self) {
         self.listener.remove_file();
+    }
+
+    /// A loopback page without credentials answers only requests made to
+    /// a loopback name: a web page the admin visits could otherwise point
+    /// a name of its own at 127.0.0.1 and read the site's state (DNS
+    /// rebinding). A reverse proxy passes its upstream's address as Host
+    /// unless told otherwise; a Unix socket is not checked.
+    fn host_allowed(&self, req: &Request) -> bool {
+        let Listen::Tcp(addr) = &self.listen else {
+            return true;
+        };
+        if self.credentials.is_some() || !addr.ip().is_loopback() {
+            return true;
+        }
+        // HTTP/1.0 may leave Host out; no browser does.
+        req.header("host").is_none_or(loopback_host)
     }
 
     /// Do the request's credentials match?
@@ -371,6 +404,9 @@ impl Supervisor {
     }
 
     fn http_respond(&mut self, h: &HttpServer, req: &Request) -> Response {
+        if !h.host_allowed(req) {
+            return Response::plain(421);
+        }
         if !h.authorized(req) {
             return Response::plain(401).with("WWW-Authenticate", "Basic realm=\"zdrun\"");
         }
@@ -460,6 +496,29 @@ impl Supervisor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for h in [
+            "localhost",
+            "LOCALHOST:9001",
+            "127.0.0.1:9001",
+            "127.1.2.3",
+            "[::1]:80",
+            "a.localhost",
+        ] {
+            assert!(loopback_host(h), "{h}");
+        }
+        for h in [
+            "evil.example:9001",
+            "10.0.0.1",
+            "localhost.evil.example",
+            "[::2]:80",
+            "",
+        ] {
+            assert!(!loopback_host(h), "{h}");
+        }
+    }
 
     #[test]
     fn decoding() {
