@@ -272,9 +272,17 @@ impl Supervisor {
             .map(|i| {
                 let n = &self.nodes[i];
                 let waiting = (n.pid.is_none() && n.should_be_up && n.delay.is_none())
-                    .then(|| self.blocker(i))
-                    .flatten()
-                    .map(|d| self.nodes[d].s.name.as_str());
+                    .then(|| {
+                        self.blocker(i)
+                            .map(|d| self.nodes[d].s.name.as_str())
+                            .or_else(|| {
+                                let by_name = &self.graph.by_name;
+                                let words =
+                                    remote::addresses(&n.s.after, |w| by_name.contains_key(w));
+                                self.remotes.waiting_for(words, now)
+                            })
+                    })
+                    .flatten();
                 n.info(now, waiting)
             })
             .collect();

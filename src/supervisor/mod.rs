@@ -31,6 +31,7 @@ mod memory;
 mod node;
 mod policy;
 mod reload;
+mod remote;
 mod server;
 mod spawn;
 mod startup;
@@ -106,6 +107,8 @@ struct Supervisor {
     /// What one start took per thread, lately: how many to make ready in
     /// a turn.
     spawn_cost: std::time::Duration,
+    /// `after HOST:PORT` addresses and their checks.
+    remotes: remote::Remotes,
 }
 
 /// Find each node's program file; the first failure is the error, with

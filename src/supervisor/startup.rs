@@ -225,6 +225,7 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
         graph: Default::default(),
         spawner: Default::default(),
         spawn_cost: std::time::Duration::from_micros(500),
+        remotes: Default::default(),
     };
     sup.log.info("daemon manager started");
     if sup.s.config_file.is_some() {
