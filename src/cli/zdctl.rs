@@ -109,6 +109,15 @@ pub enum Command {
     },
     /// Wait for the daemon process to exit.
     Wait,
+    /// Exit 0 when NAME (or every program that should run) is running and
+    /// ready; 1 when not, with a line saying why; 3 when no daemon manager
+    /// runs. For readiness probes.
+    Ready {
+        name: Option<String>,
+        /// Wait up to SECONDS for it to get ready.
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<f64>,
+    },
     /// Print every program's state, pid, uptime, restarts by cause, last
     /// exit status and memory in the Prometheus text format.
     Metrics,
