@@ -181,6 +181,29 @@ fn a_node_after_an_address_starts_once_the_port_accepts_connections() {
 }
 
 #[test]
+fn start_waits_for_an_address_no_longer_than_the_start_timeout() {
+    let site = Site::new();
+    let address = format!("127.0.0.1:{}", free_port());
+    site_config(
+        &site,
+        &format!(
+            "<program db>\n  program sleep 1000\n</program>\n\
+             <program web>\n  program sleep 1000\n  after {address}\n  start-timeout 1\n</program>\n"
+        ),
+    );
+    let o = site.zdctl(&["start"]);
+    assert_eq!(code(&o), Some(1), "{}{}", stdout(&o), stderr(&o));
+    let out = common::site::undot(&stdout(&o));
+    assert!(out.contains("db: daemon process started, pid="), "{out}");
+    assert!(
+        out.contains(&format!("web: waiting for {address}\n")),
+        "{out}"
+    );
+    // zdrun goes on waiting.
+    assert_eq!(node(&info(&site), "web")["state"], "waiting");
+}
+
+#[test]
 fn an_after_address_without_host_or_port_is_refused_with_its_line() {
     let site = Site::new();
     for (after, why) in [

@@ -21,8 +21,9 @@ use crate::config::overrides::RunnerOverrides;
                   socket may not be used (not a socket, not owned by root or \
                   you, permission denied), or the manager is too busy to \
                   answer; 2 for usage and configuration errors; 3 from \
-                  `status` when no daemon manager runs; 4 from `status` when \
-                  the manager is too busy to answer. A closed output pipe \
+                  `status` (and `ready`) when no daemon manager runs; 4 from \
+                  `status` when the manager is too busy to answer; 1 from \
+                  `ready` when not ready. A closed output pipe \
                   ends zdctl quietly with 0."
 )]
 pub struct Cli {
