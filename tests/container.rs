@@ -180,6 +180,63 @@ fn a_node_after_an_address_starts_once_the_port_accepts_connections() {
     assert!(log_has(&site, "web: spawned process"));
 }
 
+/// A listener whose queue is full: a connection to it is neither accepted
+/// nor refused, and a connect hangs until its timeout (as to a host that
+/// drops packets). The listener and the connection filling its queue.
+fn black_hole() -> (TcpListener, std::net::TcpStream) {
+    use nix::sys::socket::{
+        AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, bind, listen, socket,
+    };
+    use std::os::fd::AsRawFd;
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).expect("bind");
+    listen(&fd, Backlog::new(0).expect("backlog")).expect("listen");
+    let listener = TcpListener::from(fd);
+    let filler =
+        std::net::TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
+    (listener, filler)
+}
+
+#[test]
+fn a_check_that_hangs_does_not_hold_up_zdrun() {
+    let site = Site::new();
+    let (listener, _filler) = black_hole();
+    let address = listener.local_addr().expect("address").to_string();
+    site_config(
+        &site,
+        &format!(
+            "<program local>\n  program sleep 1000\n</program>\n\
+             <program web>\n  program sleep 1000\n  after {address}\n</program>\n"
+        ),
+    );
+    launch(&site);
+    // The first check is under way (it waits 2 s for its connect); the
+    // socket answers at once all the while.
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(1) {
+        let asked = Instant::now();
+        let web = node(&info(&site), "web");
+        assert!(
+            asked.elapsed() < Duration::from_millis(500),
+            "info took {:?}",
+            asked.elapsed()
+        );
+        assert_eq!(web["reason"], format!("waiting for {address}"), "{web}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_for("the check to time out", || {
+        log_has(&site, &format!("waiting for {address}: "))
+    });
+    assert!(log_has(&site, "timed out"));
+    assert!(node(&info(&site), "web")["pid"].is_null());
+}
+
 #[test]
 fn start_waits_for_an_address_no_longer_than_the_start_timeout() {
     let site = Site::new();
