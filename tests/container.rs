@@ -282,8 +282,9 @@ fn an_after_address_without_host_or_port_is_refused_with_its_line() {
         assert_eq!(code(&o), Some(1), "{after}: {}", stdout(&o));
         let conf = site.path("zd.conf");
         let err = stderr(&o);
+        // Line 11: the `after` line, under the runner and event log.
         assert!(
-            err.contains(&format!("{}:", conf.display())) && err.contains(why),
+            err.contains(&format!("{}:11: {why}", conf.display())),
             "{after}: {err}"
         );
     }

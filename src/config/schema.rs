@@ -649,8 +649,12 @@ fn check_order(sections: &[&RawSection], programs: &[Program], cx: &mut Cx) {
                 match super::after::remote(a) {
                     Some(Ok(_)) => continue,
                     Some(Err(why)) => {
-                        let kind = ErrorKind::Invalid(format!("<program {}> {why}", p.name));
-                        cx.errors.push(s.start, kind, s);
+                        // At the `after` line (the first, if several).
+                        let kind = ErrorKind::Invalid(why);
+                        match p.origins.of("after") {
+                            Origin::File(at) => cx.errors.push_at(at.clone(), kind, s),
+                            _ => cx.errors.push(s.start, kind, s),
+                        }
                         continue;
                     }
                     None => {}
