@@ -275,12 +275,7 @@ impl Supervisor {
                     .then(|| {
                         self.blocker(i)
                             .map(|d| self.nodes[d].s.name.as_str())
-                            .or_else(|| {
-                                let by_name = &self.graph.by_name;
-                                let words =
-                                    remote::addresses(&n.s.after, |w| by_name.contains_key(w));
-                                self.remotes.waiting_for(words, now)
-                            })
+                            .or_else(|| self.remote_waiting(i, now))
                     })
                     .flatten();
                 n.info(now, waiting)

@@ -229,17 +229,6 @@ impl Supervisor {
         self.blocker(i).is_none()
     }
 
-    /// An `after HOST:PORT` of node `i` does not accept connections (yet):
-    /// see remote.rs.
-    pub(super) fn remote_closed(&mut self, i: usize) -> bool {
-        let by_name = &self.graph.by_name;
-        let words = remote::addresses(&self.nodes[i].s.after, |w| by_name.contains_key(w));
-        let (wake, log) = (&self.signals.wake, &mut self.log);
-        self.remotes
-            .first_closed(words, Instant::now(), wake, log)
-            .is_some()
-    }
-
     /// Spawn nodes that are due and whose dependencies are ready, at most
     /// [`SPAWN_BATCH`] in one call so that the loop polls (and answers
     /// clients) between batches. True if any was spawned: what comes after

@@ -50,11 +50,31 @@ struct Probe {
 }
 
 /// The `after` words of a node that are addresses (not names of nodes).
-pub(super) fn addresses<'a>(
+fn addresses<'a>(
     after: &'a [String],
     is_node: impl Fn(&str) -> bool + 'a,
 ) -> impl Iterator<Item = &'a String> + 'a {
     after.iter().filter(move |w| w.contains(':') && !is_node(w))
+}
+
+impl super::Supervisor {
+    /// An `after HOST:PORT` of node `i` does not accept connections (yet);
+    /// checks are started as due.
+    pub(super) fn remote_closed(&mut self, i: usize) -> bool {
+        let by_name = &self.graph.by_name;
+        let words = addresses(&self.nodes[i].s.after, |w| by_name.contains_key(w));
+        let (wake, log) = (&self.signals.wake, &mut self.log);
+        self.remotes
+            .first_closed(words, Instant::now(), wake, log)
+            .is_some()
+    }
+
+    /// The address node `i` waits for, for status.
+    pub(super) fn remote_waiting(&self, i: usize, now: Instant) -> Option<&str> {
+        let by_name = &self.graph.by_name;
+        let words = addresses(&self.nodes[i].s.after, |w| by_name.contains_key(w));
+        self.remotes.waiting_for(words, now)
+    }
 }
 
 impl Remotes {
