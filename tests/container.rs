@@ -116,6 +116,12 @@ fn ready_says_whether_nodes_are_running_and_ready() {
     assert_eq!(code(&o), Some(1));
     assert!(t0.elapsed() >= Duration::from_millis(300));
 
+    // --wait takes seconds, nothing else.
+    for bad in ["nan", "-1", "inf", "soon"] {
+        let o = site.zdctl(&["ready", "--wait", bad]);
+        assert_eq!(code(&o), Some(2), "--wait {bad}: {}", stderr(&o));
+    }
+
     // The help knows it.
     let o = site.zdctl(&["help", "ready"]);
     assert!(stdout(&o).starts_with("ready [NAME] [--wait SECONDS]"));

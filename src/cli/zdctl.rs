@@ -116,7 +116,7 @@ pub enum Command {
     Ready {
         name: Option<String>,
         /// Wait up to SECONDS for it to get ready.
-        #[arg(long, value_name = "SECONDS")]
+        #[arg(long, value_name = "SECONDS", value_parser = wait_seconds)]
         wait: Option<f64>,
     },
     /// Print every program's state, pid, uptime, restarts by cause, last
@@ -177,6 +177,14 @@ pub enum Command {
     },
     #[command(external_subcommand)]
     Other(Vec<String>),
+}
+
+/// `ready --wait`: seconds, 0 or more (a fraction is fine).
+fn wait_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=1e9).contains(&v) => Ok(v),
+        _ => Err(format!("not a number of seconds from 0 to 1e9: {s}")),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

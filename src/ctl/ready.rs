@@ -35,7 +35,10 @@ pub(super) fn run(
     wait: Option<f64>,
     err: &mut dyn std::io::Write,
 ) -> std::io::Result<u8> {
-    let deadline = wait.map(|s| Instant::now() + Duration::from_secs_f64(s.clamp(0.0, 1e9)));
+    // The command line allows 0 to 1e9 seconds only; NaN would panic.
+    let deadline = wait
+        .filter(|s| s.is_finite())
+        .map(|s| Instant::now() + Duration::from_secs_f64(s.clamp(0.0, 1e9)));
     loop {
         let answer = ask(ctl, name)?;
         let done = deadline.is_none_or(|d| Instant::now() >= d);
