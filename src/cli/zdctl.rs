@@ -21,8 +21,9 @@ use crate::config::overrides::RunnerOverrides;
                   socket may not be used (not a socket, not owned by root or \
                   you, permission denied), or the manager is too busy to \
                   answer; 2 for usage and configuration errors; 3 from \
-                  `status` when no daemon manager runs; 4 from `status` when \
-                  the manager is too busy to answer. A closed output pipe \
+                  `status` (and `ready`) when no daemon manager runs; 4 from \
+                  `status` when the manager is too busy to answer; 1 from \
+                  `ready` when not ready. A closed output pipe \
                   ends zdctl quietly with 0."
 )]
 pub struct Cli {
@@ -109,6 +110,15 @@ pub enum Command {
     },
     /// Wait for the daemon process to exit.
     Wait,
+    /// Exit 0 when NAME (or every program that should run) is running and
+    /// ready; 1 when not, with a line saying why; 3 when no daemon manager
+    /// runs. For readiness probes.
+    Ready {
+        name: Option<String>,
+        /// Wait up to SECONDS for it to get ready.
+        #[arg(long, value_name = "SECONDS", value_parser = wait_seconds)]
+        wait: Option<f64>,
+    },
     /// Print every program's state, pid, uptime, restarts by cause, last
     /// exit status and memory in the Prometheus text format.
     Metrics,
@@ -171,6 +181,14 @@ pub enum Command {
     },
     #[command(external_subcommand)]
     Other(Vec<String>),
+}
+
+/// `ready --wait`: seconds, 0 or more (a fraction is fine).
+fn wait_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=1e9).contains(&v) => Ok(v),
+        _ => Err(format!("not a number of seconds from 0 to 1e9: {s}")),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -1,6 +1,7 @@
 //! The typed configuration: loading ZConfig files or TOML into [`Config`],
 //! command-line overrides, and the canonical views `zdctl show` prints.
 
+pub mod after;
 pub mod datatypes;
 mod error;
 pub mod health;

@@ -28,6 +28,7 @@ pub(super) fn reaches_only(command: &Command) -> bool {
             | Command::ReopenTranscript
             | Command::Logreopen
             | Command::Metrics
+            | Command::Ready { .. }
     )
 }
 

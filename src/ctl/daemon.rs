@@ -521,6 +521,9 @@ impl Ctl<'_> {
             Command::Logtail { follow, file } => return self.logtail(*follow, file),
             Command::Reload => return self.reload(st.as_ref()),
             Command::Metrics => return self.metrics(st),
+            Command::Ready { name, wait } => {
+                return super::ready::run(self, name.as_ref(), *wait, &mut std::io::stderr());
+            }
             _ => {}
         }
         if self.s.is_site() {

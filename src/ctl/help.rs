@@ -22,6 +22,11 @@ pub fn topic(name: &str) -> Option<&'static [&'static str]> {
             "              The default signal is SIGTERM.",
         ],
         "wait" => &["wait -- Wait for the daemon process to exit."],
+        "ready" => &[
+            "ready [NAME] [--wait SECONDS] -- Exit 0 if NAME (or every program that",
+            "             should run) is running and ready, else 1 with the reason;",
+            "             3 if no daemon manager runs. --wait: wait that long for it.",
+        ],
         "metrics" => &[
             "metrics -- Print each program's state, pid, uptime, restarts by cause,",
             "           last exit status and memory in the Prometheus text format.",

@@ -28,6 +28,7 @@ mod daemon;
 mod help;
 mod logtail;
 mod metrics;
+mod ready;
 mod show;
 mod site;
 mod usage;

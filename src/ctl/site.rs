@@ -184,7 +184,10 @@ impl Ctl<'_> {
                     // Its clock runs once nothing holds it up: not waiting
                     // for what it comes after, not an old run still there.
                     let old_run = n.pid.is_some() && old.get(name) == n.pid.as_ref();
-                    if !old_run && !matches!(n.state.as_str(), "waiting" | "stopping") {
+                    // A server elsewhere (`after HOST:PORT`) may never come:
+                    // waiting for it counts against the start-timeout.
+                    let remote = remote_wait(n, &by_name).is_some();
+                    if !old_run && (remote || !matches!(n.state.as_str(), "waiting" | "stopping")) {
                         since.entry(name.clone()).or_insert(now);
                     }
                     let timed_out = since.get(name).is_some_and(|t| {
@@ -280,6 +283,13 @@ impl Outcome {
     }
 }
 
+/// The address a node waits for (`after HOST:PORT`), if that is why it
+/// does not start: a `waiting for` reason that names no node.
+fn remote_wait<'n>(n: &'n NodeInfo, all: &HashMap<&str, &NodeInfo>) -> Option<&'n str> {
+    let waited = n.reason.as_deref()?.strip_prefix("waiting for ")?;
+    (n.state == "waiting" && !all.contains_key(waited)).then_some(waited)
+}
+
 /// A node's outcome, or `None` while it may still get there.
 fn outcome(
     n: &NodeInfo,
@@ -300,6 +310,8 @@ fn outcome(
         }
     } else if matches!(n.state.as_str(), "fatal" | "exited") {
         Some(Outcome::Ended(n.why().to_string()))
+    } else if let Some(address) = remote_wait(n, all).filter(|_| timed_out) {
+        Some(Outcome::WaitingFor(address.to_string()))
     } else if timed_out {
         Some(Outcome::TooLong)
     } else if n.pid.is_none() && n.state == "waiting" && depth < 64 {

@@ -93,6 +93,7 @@ pub(super) fn problem(s: &Settings, command: &Command) -> Option<String> {
         Command::Restart { args } => one_name("restart", args),
         Command::Stop { name } => one_name("stop", name.as_slice()),
         Command::Status { extra, .. } => one_name("status", extra),
+        Command::Ready { name, .. } => one_name("ready", name.as_slice()),
         Command::Kill { signal } => kill_args(s, signal).err(),
         // fg appends the words after NAME to the node's program.
         Command::Fg { args } => match args.first() {

@@ -377,13 +377,25 @@ impl Settings {
         // ZConfig files are checked with line numbers when loaded; TOML
         // files are checked here.
         for (p, n) in config.programs.iter().zip(&nodes) {
-            if let Some(a) = n.after.iter().find(|a| index(a).is_none()) {
-                return Err(format!(
-                    "{}program {} comes after {}, which is not a program here",
-                    source_prefix(&p.source),
-                    n.name,
-                    repr_str(a)
-                ));
+            for a in n.after.iter().filter(|a| index(a).is_none()) {
+                match config::after::remote(a) {
+                    Some(Ok(_)) => {}
+                    Some(Err(why)) => {
+                        return Err(format!(
+                            "{}program {} {why}",
+                            source_prefix(&p.source),
+                            n.name
+                        ));
+                    }
+                    None => {
+                        return Err(format!(
+                            "{}program {} comes after {}, which is not a program here",
+                            source_prefix(&p.source),
+                            n.name,
+                            repr_str(a)
+                        ));
+                    }
+                }
             }
         }
         let cycle = crate::config::find_cycle(nodes.len(), |i| {

@@ -272,9 +272,12 @@ impl Supervisor {
             .map(|i| {
                 let n = &self.nodes[i];
                 let waiting = (n.pid.is_none() && n.should_be_up && n.delay.is_none())
-                    .then(|| self.blocker(i))
-                    .flatten()
-                    .map(|d| self.nodes[d].s.name.as_str());
+                    .then(|| {
+                        self.blocker(i)
+                            .map(|d| self.nodes[d].s.name.as_str())
+                            .or_else(|| self.remote_waiting(i, now))
+                    })
+                    .flatten();
                 n.info(now, waiting)
             })
             .collect();

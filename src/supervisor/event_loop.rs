@@ -246,7 +246,7 @@ impl Supervisor {
             if due.len() == want {
                 break;
             }
-            if !self.nodes[i].due() || !self.deps_ready(i) {
+            if !self.nodes[i].due() || !self.deps_ready(i) || self.remote_closed(i) {
                 continue;
             }
             match self.nodes[i].prepare() {
@@ -388,7 +388,8 @@ impl Supervisor {
             .filter(|r| !r.abandoned)
             .map(|r| r.since + RELOAD_TIMEOUT);
         let http = self.http.as_ref().and_then(|h| h.deadline());
-        [conn, nodes, self.watchdog_at, reload, http]
+        let remotes = self.remotes.deadline(Instant::now());
+        [conn, nodes, self.watchdog_at, reload, http, remotes]
             .into_iter()
             .flatten()
             .min()

@@ -39,6 +39,7 @@ mod output;
 mod pid1;
 mod policy;
 mod reload;
+mod remote;
 mod server;
 mod spawn;
 mod startup;
@@ -120,6 +121,8 @@ struct Supervisor {
     console: Option<output::Console>,
     /// When SIGTERM/SIGINT began the site's stop.
     stop_began: Option<SystemTime>,
+    /// `after HOST:PORT` addresses and their checks.
+    remotes: remote::Remotes,
 }
 
 /// Find each node's program file; the first failure is the error, with

@@ -244,6 +244,7 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
         http,
         console,
         stop_began: None,
+        remotes: Default::default(),
     };
     sup.log.info("daemon manager started");
     sup.announce_http();
