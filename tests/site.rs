@@ -591,7 +591,9 @@ fn an_unknown_name_after_is_a_config_error_with_its_location() {
     .expect("write");
     let errors = check_errors(&site);
     assert!(
-        errors.contains("zd.conf:5: <program b> comes after 'nosuch', which is not a program here"),
+        errors.contains(
+            "zd.conf:7: comes after 'nosuch', which is not a program here in <program b>"
+        ),
         "{errors}"
     );
 }

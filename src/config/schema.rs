@@ -668,11 +668,13 @@ fn check_order(sections: &[&RawSection], programs: &[Program], cx: &mut Cx) {
                     None => {}
                 }
                 let kind = ErrorKind::Invalid(format!(
-                    "<program {}> comes after {}, which is not a program here",
-                    p.name,
+                    "comes after {}, which is not a program here",
                     crate::pyrepr::repr_str(a)
                 ));
-                cx.errors.push(s.start, kind, s);
+                match p.origins.of("after") {
+                    Origin::File(at) => cx.errors.push_at(at.clone(), kind, s),
+                    _ => cx.errors.push(s.start, kind, s),
+                }
             }
         }
     }
