@@ -20,15 +20,9 @@ pub struct MemWatch {
     pub restarts: u64,
 }
 
-/// Resident memory of a process, in bytes (statm counts pages).
+/// Resident memory of a process, in bytes.
 fn rss_of(pid: Pid) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let pages: u64 = text.split_ascii_whitespace().nth(1)?.parse().ok()?;
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .unwrap_or(4096) as u64;
-    Some(pages * page)
+    crate::report::rss_of(i64::from(pid.as_raw()))
 }
 
 /// A process and all its descendants (through each thread's children).
