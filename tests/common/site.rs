@@ -149,13 +149,19 @@ impl Drop for Site {
     }
 }
 
+///
+/// Only a single process: 0 and negative numbers (a process group, or with
+/// -1 every process there is) are refused, as are unknown signals. The
+/// system call is made directly: procps' kill(1) has been seen to turn a
+/// negative pid argument into kill(-1, ...).
 pub fn kill(pid: i32, sig: i32) -> bool {
-    Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    if pid <= 0 {
+        return false;
+    }
+    let Ok(sig) = nix::sys::signal::Signal::try_from(sig) else {
+        return false;
+    };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).is_ok()
 }
 
 /// Is `pid` alive (and not a zombie)?
