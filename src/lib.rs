@@ -9,6 +9,7 @@
 //! - [`settings`]: what zdrun and zdctl need of a configuration, resolved
 //!   and checked (paths, users, timeouts, program files).
 //! - [`eventlog`], [`notify`]: zdrun's event log; systemd notifications.
+//! - [`report`]: the status document and metrics both programs serve.
 //! - [`client`]: the client half of the protocol, with its trust checks.
 //! - [`packaging`]: completions, man pages and systemd units, from [`cli`]
 //!   and [`settings`].
@@ -24,6 +25,7 @@ pub mod notify;
 pub mod packaging;
 pub mod protocol;
 pub mod pyrepr;
+pub mod report;
 pub mod settings;
 pub mod supervisor;
 pub mod system;

@@ -155,6 +155,10 @@ pub enum Command {
     },
     /// Validate the configuration: one OK line, or one line per error.
     Check,
+    /// Print the hash of a password for `<http-server>`'s `password` key
+    /// (read from standard input when not given).
+    #[command(name = "http-password")]
+    HttpPassword { password: Option<String> },
     /// Print a systemd unit (Type=notify) that runs zdrun on this config.
     #[command(name = "systemd-unit")]
     SystemdUnit,

@@ -4,6 +4,7 @@
 pub mod datatypes;
 mod error;
 pub mod health;
+pub mod http;
 pub mod limits;
 mod logcheck;
 pub mod model;

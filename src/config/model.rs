@@ -313,6 +313,9 @@ pub struct Runner {
     pub event_hook_timeout: i64,
     #[serde(default)]
     pub eventlog: Option<EventLog>,
+    /// `<http-server>`: zdrun's status page (none: no listener).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_server: Option<super::http::HttpServer>,
     /// Where each key was set, for errors found after loading.
     #[serde(skip)]
     pub origins: Origins,
@@ -379,6 +382,7 @@ impl Runner {
             event_hook: None,
             event_hook_timeout: Self::default_hook_timeout(),
             eventlog: None,
+            http_server: None,
             origins: Origins::default(),
         }
     }

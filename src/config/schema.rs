@@ -27,6 +27,7 @@ const KNOWN_TYPES: &[&str] = &[
     "command",
     "environment",
     "health",
+    "http-server",
     "eventlog",
     "logger",
     "logfile",
@@ -425,7 +426,8 @@ pub(crate) const RUNNER_KEYS: &[(&str, Occurs)] = &[
 /// not required there.
 fn runner_of(s: &RawSection, program_required: bool, cx: &mut Cx) -> Runner {
     let r = Reader::new(s, cx.values_of(s), RUNNER_KEYS, &mut cx.errors);
-    let m = match_sections(s, &[slot(LOG_TYPES, Once)], cx, None);
+    let slots = [slot(LOG_TYPES, Once), slot(&["http-server"], Once)];
+    let m = match_sections(s, &slots, cx, None);
     // Relative paths are checked from the directory of the file they
     // are written in.
     let dir = |key| r.dir_of(key, &cx.errors);
@@ -493,8 +495,12 @@ fn runner_of(s: &RawSection, program_required: bool, cx: &mut Cx) -> Runner {
         event_hook: r.opt("event-hook", words, e),
         event_hook_timeout: r.or("event-hook-timeout", "30", dt::integer, e),
         eventlog: None,
+        http_server: None,
         origins: r.origins(e),
     };
+    if let Some(h) = m[1].first() {
+        runner.http_server = Some(super::http::read(h, cx.values_of(h), &mut cx.errors));
+    }
     if let Err((_, why)) = limits::resolve(&limits::runner_keys(&runner)) {
         cx.errors.push(s.end, ErrorKind::Invalid(why), s);
     }

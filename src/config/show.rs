@@ -51,6 +51,9 @@ pub struct CanonicalRunner<'a> {
     pub event_hook: &'a Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_hook_timeout: Option<i64>,
+    /// The password only as its hash: no other form is accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_server: Option<&'a super::http::HttpServer>,
 }
 
 #[derive(Serialize)]
@@ -101,6 +104,7 @@ pub fn canonical(config: &Config) -> Canonical<'_> {
             event_hook: &r.event_hook,
             // Shown with the hook it applies to.
             event_hook_timeout: r.event_hook.as_ref().map(|_| r.event_hook_timeout),
+            http_server: r.http_server.as_ref(),
         }),
         environment: &config.environment,
         eventlog: effective_eventlog(config).map(|log| CanonicalEventLog {
@@ -148,6 +152,11 @@ pub fn text(config: &Config, configfile: &str) -> String {
             runner.retain(|(label, _)| label != "program");
         }
         lines.extend(runner);
+        if let Some(h) = &r.http_server {
+            lines.push(("http-server".into(), repr_str(&h.address)));
+            lines.push(("http username".into(), py_opt(&h.username)));
+            lines.push(("http password".into(), py_opt(&h.password)));
+        }
     }
     for (name, value) in &config.environment {
         lines.push((format!("env {name}"), repr_str(value)));

@@ -34,6 +34,18 @@ pub(crate) fn load_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> 
             errors.push(at(line, ErrorKind::Invalid(problem)));
         }
     }
+    if let Some(why) = config
+        .runner
+        .as_ref()
+        .and_then(|r| r.http_server.as_ref())
+        .and_then(|h| h.problem())
+    {
+        let line = text
+            .find("http-server")
+            .map(|i| line_of(text, i))
+            .unwrap_or(1);
+        errors.push(at(line, ErrorKind::Invalid(why)));
+    }
     if errors.is_empty() {
         record_origins(&mut config, text, path);
         Ok(config)
@@ -159,6 +171,13 @@ fn record_origins(config: &mut Config, text: &str, path: &Path) {
     }
     if let (Some(r), Some(v)) = (config.runner.as_mut(), get(root, "runner")) {
         r.origins = key_origins(v, RUNNER_KEYS, &at);
+        if let (Some(h), Some(hv)) = (
+            r.http_server.as_mut(),
+            table(v).and_then(|t| get(t, "http-server")),
+        ) && let Origin::File(loc) = at(hv)
+        {
+            h.source = loc.to_string();
+        }
         if let Some(log) = r.eventlog.as_mut() {
             log_origins(log, table(v).and_then(|t| get(t, "eventlog")), &at);
         }

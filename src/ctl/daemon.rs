@@ -414,6 +414,7 @@ pub fn interactive(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::
             | Command::Check
             | Command::Generate { .. }
             | Command::SystemdUnit
+            | Command::HttpPassword { .. }
             | Command::Help { .. }
             | Command::Other(_) => super::run_command(cli, &command, ctl.out, err),
             command => ctl
@@ -689,7 +690,7 @@ impl Ctl<'_> {
             .and_then(|r| serde_json::from_str::<Value>(&r).ok())
             .filter(Value::is_object)
             .map(|mut i| {
-                super::metrics::add_rss(&mut i);
+                crate::report::add_rss(&mut i);
                 i
             });
         let mut v = json!({

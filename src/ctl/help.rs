@@ -63,6 +63,11 @@ pub fn topic(name: &str) -> Option<&'static [&'static str]> {
             "systemd-unit -- Print a systemd unit (Type=notify) that runs zdrun",
             "                on this configuration file.",
         ],
+        "http-password" => &[
+            "http-password [PASSWORD] -- Print the {SHA256} hash to write as",
+            "                            <http-server>'s password (the password",
+            "                            is read from standard input if not given).",
+        ],
         "generate" => &[
             "generate completions|man DIR -- Write shell completions or man",
             "                                pages into DIR (for packaging).",

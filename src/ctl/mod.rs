@@ -224,6 +224,7 @@ fn run_command(
 ) -> std::io::Result<u8> {
     match command {
         Command::Check => check(cli, out, err),
+        Command::HttpPassword { password } => http_password(password.as_deref(), out, err),
         Command::SystemdUnit => {
             let (s, config_path) = match daemon::settings(cli) {
                 Ok(v) => v,
@@ -348,6 +349,9 @@ fn check(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result
         if config.kind == config::Kind::Site || config.runner.is_some() {
             let (s, _) = daemon::settings(cli).map_err(|e| located(cli, &e))?;
             s.check_runnable().map_err(|e| located(cli, &e))?;
+            if let Some(w) = s.http_server.as_ref().and_then(|h| h.exposure_warning()) {
+                let _ = writeln!(err, "Warning: {w}");
+            }
             if s.start_timeout < 0 && cli.start_timeout.is_some() {
                 let e = format!("start-timeout must be 0 or more, not {}", s.start_timeout);
                 return Err(vec![format!("option -T: {e}")]);
@@ -372,6 +376,29 @@ fn check(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result
             Ok(EXIT_CHECK_FAILED)
         }
     }
+}
+
+/// `http-password`: the hash of the password given, or of the first line
+/// of standard input (so that it need not be in the shell's history).
+fn http_password(
+    given: Option<&str>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<u8> {
+    let password = match given {
+        Some(p) => p.to_string(),
+        None => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim_end_matches(['\n', '\r']).to_string()
+        }
+    };
+    if password.is_empty() {
+        writeln!(err, "Error: http-password: the password is empty")?;
+        return Ok(EXIT_USAGE);
+    }
+    writeln!(out, "{}", config::http::hash_password(&password))?;
+    Ok(EXIT_OK)
 }
 
 /// The lines of a settings error, each naming where it is: those that do

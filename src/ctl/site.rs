@@ -219,28 +219,18 @@ impl Ctl<'_> {
         };
         let Some(reply) = reply else {
             if json {
-                writeln!(
-                    self.out,
-                    "{}",
-                    serde_json::json!({"manager": "not running", "nodes": []})
-                )?;
+                writeln!(self.out, "{}", crate::report::not_running_document())?;
             } else {
                 writeln!(self.out, "daemon manager not running")?;
             }
             return Ok(EXIT_NOT_RUNNING);
         };
         if json {
-            let Ok(mut v) = serde_json::from_str::<Value>(&reply) else {
+            let Ok(v) = serde_json::from_str::<Value>(&reply) else {
                 writeln!(self.out, "daemon manager not running")?;
                 return Ok(EXIT_NOT_RUNNING);
             };
-            super::metrics::add_rss(&mut v);
-            if let Value::Object(map) = &mut v {
-                map.insert("manager".into(), "running".into());
-                if let (Some(name), Some(Value::Array(list))) = (name, map.get_mut("nodes")) {
-                    list.retain(|n| n["name"].as_str() == Some(name.as_str()));
-                }
-            }
+            let v = crate::report::status_document(v, name.map(String::as_str));
             writeln!(self.out, "{v}")?;
             return Ok(EXIT_OK);
         }

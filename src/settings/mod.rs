@@ -50,6 +50,9 @@ pub struct Settings {
     /// zdrun only: the configuration file (canonical), whose path keys
     /// its record (see [`record`]).
     pub config_file: Option<PathBuf>,
+    /// `<http-server>`: zdrun's status page, a Unix socket's path made
+    /// absolute.
+    pub http_server: Option<config::http::HttpServer>,
 }
 
 /// How to run one program: a runner's keys, resolved.
@@ -320,6 +323,16 @@ impl Settings {
             nodes: vec![node],
             origins: r.origins.clone(),
             config_file: None,
+            http_server: r.http_server.as_ref().map(|h| {
+                let mut h = h.clone();
+                if let Ok(config::http::Listen::Unix(p)) = h.listen() {
+                    let dir = bases.config_dir.unwrap_or(bases.cwd);
+                    h.address = absolute(&p.to_string_lossy(), dir)
+                        .to_string_lossy()
+                        .into_owned();
+                }
+                h
+            }),
         }
     }
 

@@ -168,6 +168,7 @@ impl Settings {
             nodes: vec![node],
             origins: Default::default(),
             config_file: None,
+            http_server: None,
         }
     }
 }

@@ -389,7 +389,8 @@ impl Supervisor {
             .as_ref()
             .filter(|r| !r.abandoned)
             .map(|r| r.since + RELOAD_TIMEOUT);
-        [conn, nodes, self.watchdog_at, reload]
+        let http = self.http.as_ref().and_then(|h| h.deadline());
+        [conn, nodes, self.watchdog_at, reload, http]
             .into_iter()
             .flatten()
             .min()
@@ -412,7 +413,7 @@ impl Supervisor {
                 PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::MAX)
             }
         };
-        let (sig_ready, listen_ready, transcripts_ready, conn_ready, health_ready) = {
+        let (sig_ready, listen_ready, transcripts_ready, conn_ready, health_ready, http_ready) = {
             let mut fds = vec![
                 PollFd::new(self.signals.pipe.as_fd(), PollFlags::POLLIN),
                 PollFd::new(self.socket.listener.as_fd(), PollFlags::POLLIN),
@@ -441,6 +442,10 @@ impl Supervisor {
                 }
                 fds.push(PollFd::new(c.stream.as_fd(), flags));
             }
+            let http_base = fds.len();
+            if let Some(h) = &self.http {
+                h.poll_fds(&mut fds);
+            }
             match poll(&mut fds, timeout) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => self.log.error(&format!("poll failed: {e}")),
@@ -452,14 +457,16 @@ impl Supervisor {
                 .filter(|(k, _)| ready(&fds[2 + k]))
                 .map(|(_, &i)| i)
                 .collect();
-            let conns: Vec<bool> = fds[base..].iter().map(ready).collect();
+            let conns: Vec<bool> = fds[base..http_base].iter().map(ready).collect();
+            let http: Vec<bool> = fds[http_base..].iter().map(ready).collect();
             let health: Vec<usize> = health_nodes
                 .iter()
                 .enumerate()
                 .filter(|(k, _)| ready(&fds[health_base + k]))
                 .map(|(_, &i)| i)
                 .collect();
-            (ready(&fds[0]), ready(&fds[1]), transcripts, conns, health)
+            let (sig, listen) = (ready(&fds[0]), ready(&fds[1]));
+            (sig, listen, transcripts, conns, health, http)
         };
         if sig_ready {
             self.signals.drain();
@@ -500,6 +507,7 @@ impl Supervisor {
         }
         self.conns = conns;
         self.expire_conns();
+        self.http_turn(&http_ready);
         if listen_ready {
             self.accept();
         }

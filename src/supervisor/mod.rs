@@ -26,6 +26,9 @@ mod commands;
 mod event_loop;
 mod health;
 mod hooks;
+mod http;
+mod http_conn;
+mod http_page;
 mod leftovers;
 mod memory;
 mod node;
@@ -106,6 +109,8 @@ struct Supervisor {
     /// What one start took per thread, lately: how many to make ready in
     /// a turn.
     spawn_cost: std::time::Duration,
+    /// `<http-server>`: the status page, when configured.
+    http: Option<http::HttpServer>,
 }
 
 /// Find each node's program file; the first failure is the error, with

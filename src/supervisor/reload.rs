@@ -288,6 +288,7 @@ impl Supervisor {
         let mut sorted: Vec<Node> = order.iter().filter_map(|&i| nodes[i].take()).collect();
         sorted.extend(nodes.into_iter().flatten());
         self.nodes = sorted;
+        self.reload_http(new.http_server.as_ref());
         let socket = self.s.socket.clone();
         self.s = Settings { socket, ..new };
         self.rebuild_graph();

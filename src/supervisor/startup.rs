@@ -166,6 +166,17 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
             return 1;
         }
     };
+    // Bound before daemonizing, so that a port in use is reported to
+    // whoever starts zdrun.
+    let http = match settings.http_server.as_ref().map(http::HttpServer::new) {
+        Some(Err(e)) => {
+            critical(&mut log, &e);
+            let _ = std::fs::remove_file(&socket.path);
+            return 1;
+        }
+        Some(Ok(h)) => Some(h),
+        None => None,
+    };
     // Under systemd the unit is the daemon: stay in the foreground (its
     // main process) whatever `daemon` says, and capture output only where
     // a transcript is configured (the rest goes to the journal).
@@ -225,7 +236,9 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
         graph: Default::default(),
         spawner: Default::default(),
         spawn_cost: std::time::Duration::from_micros(500),
+        http,
     };
+    sup.announce_http();
     sup.log.info("daemon manager started");
     if sup.s.config_file.is_some() {
         crate::settings::record::prune();
@@ -233,6 +246,9 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
     sup.write_record();
     let status = sup.run_forever();
     let _ = std::fs::remove_file(&sup.socket.path);
+    if let Some(h) = &sup.http {
+        h.close();
+    }
     if let Some(config) = &sup.s.config_file {
         crate::settings::record::remove(config);
     }
