@@ -226,10 +226,10 @@ fn every_path_serves_what_zdctl_prints() {
     }
     // No credentials: nothing to control with, and no way to control.
     assert!(!page.body.contains("<form"));
-    assert_eq!(
-        request(port, "POST", "/control", None, "node=web1&action=stop").status,
-        403
-    );
+    for method in ["POST", "GET"] {
+        let a = request(port, method, "/control", None, "node=web1&action=stop");
+        assert_eq!(a.status, 403, "{method}");
+    }
 
     let json = get(port, "/status.json", None);
     assert_eq!(json.status, 200);
@@ -478,6 +478,12 @@ fn a_unix_socket_address_serves_the_page() {
     launch(&site);
     let path = site.path("run/page.sock");
     wait_for("the page's socket", || path.exists());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path)
+        .expect("socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o660, "the socket's mode");
     let mut s = UnixStream::connect(&path).expect("connect to the page's socket");
     s.set_read_timeout(Some(DEADLINE)).expect("timeout");
     s.write_all(b"GET /status.json HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -681,13 +687,44 @@ fn a_port_in_use_fails_the_start_and_no_section_means_no_listener() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(
         stderr(&o).contains(&format!(
-            "cannot listen for the status page on 127.0.0.1:{port}"
+            "zd.conf:3: cannot listen for the status page on 127.0.0.1:{port}"
         )),
         "{}",
         stderr(&o)
     );
     assert!(!site.sock().exists(), "the control socket is cleaned up");
     drop(taken);
+
+    // No section: zdrun listens on no TCP port at all.
+    std::fs::write(
+        site.path("zd.conf"),
+        format!(
+            "<runner>\n  socket-name {}\n</runner>\n{TWO_NODES}",
+            site.sock().display()
+        ),
+    )
+    .expect("write config");
+    launch(&site);
+    let manager = site.manager_pid();
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{manager}/fd"))
+        .expect("zdrun's fds")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    assert!(!inodes.is_empty(), "zdrun has its control socket");
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // State 0A is LISTEN; the inode is the tenth field.
+            if f.get(3) == Some(&"0A") && f.get(9).is_some_and(|i| inodes.iter().any(|n| n == i)) {
+                panic!("zdrun listens on TCP without <http-server>: {line}");
+            }
+        }
+    }
 }
 
 /// Bytes of every kind, whole or cut short, never stop the page: each
@@ -743,4 +780,54 @@ fn garbage_never_stops_the_page() {
     assert!(alive(manager));
     assert_eq!(get(port, "/", ADMIN).status, 200);
     assert_eq!(node(&info(&site), "web1")["state"], "running");
+}
+
+/// The event log says where the page is, warns when anyone may read it,
+/// and records what was done from it.
+#[test]
+fn the_event_log_tells_where_the_page_is_and_what_was_done_from_it() {
+    let site = Site::new();
+    let port = free_port();
+    let log = site.path("events.log");
+    let eventlog = format!(
+        "<eventlog>\n  <logfile>\n    path {}\n  </logfile>\n</eventlog>\n",
+        log.display()
+    );
+    configure(
+        &site,
+        &format!("    address 0.0.0.0:{port}"),
+        &format!("{eventlog}{TWO_NODES}"),
+    );
+    launch(&site);
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_for("the page announced", || {
+        read().contains(&format!("status page on 0.0.0.0:{port}"))
+    });
+    assert!(
+        read().contains("is open to anyone who can reach it"),
+        "{}",
+        read()
+    );
+    assert!(read().contains("zd.conf:3: "), "{}", read());
+
+    configure(
+        &site,
+        &format!("    address 127.0.0.1:{port}\n    username admin\n    password {SECRET_HASH}"),
+        &format!("{eventlog}{TWO_NODES}"),
+    );
+    let o = site.zdctl(&["reload"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    wait_for("the page moved", || {
+        read().contains(&format!("status page now on 127.0.0.1:{port}"))
+    });
+    wait_for("web1 running", || pid_of(&site, "web1") != 0);
+    let before = pid_of(&site, "web1");
+    assert_eq!(control(port, "web1", "restart", &token(port)).status, 303);
+    wait_for("the restart logged", || {
+        read().contains("status page: restart web1: ")
+    });
+    wait_for("web1 restarted", || {
+        let p = pid_of(&site, "web1");
+        p != 0 && p != before
+    });
 }

@@ -116,8 +116,12 @@ fn form(body: &[u8]) -> Vec<(String, String)> {
 impl HttpServer {
     /// Bind the section's address.
     pub(super) fn new(spec: &Spec) -> Result<HttpServer, String> {
-        let listen = spec.listen()?;
-        let listener = http_conn::bind(&listen)?;
+        let at = |e: String| match spec.source.as_str() {
+            "" => e,
+            source => format!("{source}: {e}"),
+        };
+        let listen = spec.listen().map_err(at)?;
+        let listener = http_conn::bind(&listen).map_err(at)?;
         Ok(HttpServer {
             spec: spec.clone(),
             listen,
@@ -141,7 +145,10 @@ impl HttpServer {
             fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
         }
         for c in &self.conns {
-            let mut flags = PollFlags::POLLIN;
+            let mut flags = PollFlags::empty();
+            if c.wants_read() {
+                flags |= PollFlags::POLLIN;
+            }
             if c.wants_write() {
                 flags |= PollFlags::POLLOUT;
             }
@@ -392,6 +399,8 @@ impl Supervisor {
                 "text/plain; version=0.0.4; charset=utf-8",
                 crate::report::exposition(Some(&self.status_document())),
             ),
+            // Without credentials there is no control, whatever is asked.
+            "/control" if h.credentials.is_none() => Response::plain(403),
             "/control" if req.method != "POST" => Response::plain(405).with("Allow", "POST"),
             "/control" => self.http_control(h, req),
             _ => Response::plain(404),

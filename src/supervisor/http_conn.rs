@@ -121,6 +121,10 @@ pub fn bind(listen: &Listen) -> Result<Listener, String> {
                 let _ = std::fs::remove_file(path);
             }
             let l = UnixListener::bind(path).map_err(bad)?;
+            // Connecting takes write permission: zdrun's user and group (a
+            // reverse proxy put in that group), whatever the umask.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(bad)?;
             l.set_nonblocking(true).map_err(bad)?;
             Listener::Unix(l, path.clone())
         }
@@ -205,9 +209,21 @@ pub enum Parsed {
 }
 
 /// Parse what a client sent so far.
+/// Where the head ends (before its last line break) and the body starts:
+/// lines end in CRLF, or a bare LF, which HTTP allows a server to accept.
+fn head_end(buf: &[u8]) -> Option<(usize, usize)> {
+    buf.iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'\n')
+        .find_map(|(i, _)| match &buf[i + 1..] {
+            [b'\n', ..] => Some((i, i + 2)),
+            [b'\r', b'\n', ..] => Some((i, i + 3)),
+            _ => None,
+        })
+}
+
 pub fn parse(buf: &[u8]) -> Parsed {
-    let end = buf.windows(4).position(|w| w == b"\r\n\r\n");
-    let Some(end) = end else {
+    let Some((end, body_start)) = head_end(buf) else {
         let lines = buf.iter().filter(|&&b| b == b'\n').count();
         return if buf.len() > MAX_HEAD || lines > MAX_HEADERS + 1 {
             Parsed::Refused(431)
@@ -215,13 +231,13 @@ pub fn parse(buf: &[u8]) -> Parsed {
             Parsed::Incomplete
         };
     };
-    if end + 4 > MAX_HEAD {
+    if body_start > MAX_HEAD {
         return Parsed::Refused(431);
     }
     let Ok(head) = std::str::from_utf8(&buf[..end]) else {
         return Parsed::Refused(400);
     };
-    let mut lines = head.split("\r\n");
+    let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let line = lines.next().unwrap_or_default();
     let mut words = line.split(' ');
     let (Some(method), Some(target), Some(version), None) =
@@ -273,7 +289,7 @@ pub fn parse(buf: &[u8]) -> Parsed {
         },
         _ => return Parsed::Refused(400),
     };
-    let body = &buf[end + 4..];
+    let body = &buf[body_start..];
     if body.len() < length {
         return Parsed::Incomplete;
     }
@@ -374,6 +390,8 @@ pub struct Conn {
     sent: usize,
     pub deadline: Instant,
     phase: Phase,
+    /// The peer sent its end: polling for input would only spin.
+    eof: bool,
 }
 
 impl Conn {
@@ -385,11 +403,16 @@ impl Conn {
             sent: 0,
             deadline: now + REQUEST_TIME,
             phase: Phase::Reading,
+            eof: false,
         }
     }
 
     pub fn wants_write(&self) -> bool {
         self.phase == Phase::Writing
+    }
+
+    pub fn wants_read(&self) -> bool {
+        !self.eof
     }
 
     pub fn done(&self) -> bool {
@@ -405,7 +428,9 @@ impl Conn {
         for _ in 0..READS_PER_TURN {
             match self.stream.read(&mut chunk) {
                 Ok(0) => {
-                    // The peer is gone (or sent half a request and closed).
+                    // The peer is gone (or sent half a request and closed);
+                    // one still reading the answer gets the rest of it.
+                    self.eof = true;
                     if self.phase != Phase::Writing {
                         self.phase = Phase::Done;
                     }
@@ -503,6 +528,10 @@ mod tests {
             panic!("not parsed");
         };
         assert_eq!(r.body, b"abcde");
+        let Parsed::Request(r) = req("GET /x HTTP/1.0\nHost: b\n\n") else {
+            panic!("bare LF not parsed");
+        };
+        assert_eq!((r.path.as_str(), r.header("host")), ("/x", Some("b")));
     }
 
     #[test]

@@ -20,7 +20,8 @@
 //! Files: `startup` (command line, settings, daemonizing), `event_loop`
 //! (poll, signals, timers, reaping), `commands` (the socket's requests),
 //! `reload`, `node` (one program's state and governor), `spawn`,
-//! `server` (the socket), `transcript`, `leftovers`.
+//! `server` (the socket), `transcript`, `leftovers`; `http`, `http_conn`
+//! and `http_page` (the status page, polled in the same loop).
 
 mod commands;
 mod event_loop;

@@ -238,8 +238,8 @@ pub fn run(settings: Settings, load: Option<Loader>) -> i32 {
         spawn_cost: std::time::Duration::from_micros(500),
         http,
     };
-    sup.announce_http();
     sup.log.info("daemon manager started");
+    sup.announce_http();
     if sup.s.config_file.is_some() {
         crate::settings::record::prune();
     }
