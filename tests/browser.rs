@@ -1,5 +1,6 @@
-//! The status page in a real browser: headless Chromium loads zdrun's `/`
-//! with HTTP Basic credentials, a screenshot is taken, every node must be
+//! The status page in a real browser: headless Chromium is refused `/`
+//! without credentials (401), loads it with HTTP Basic credentials, a
+//! screenshot is taken, every node must be
 //! on the page, and the restart button of one node must give it a new pid
 //! (seen by `zdctl status --json` and on the page the browser is sent back
 //! to).
@@ -565,6 +566,20 @@ fn status_page_in_chromium_shows_the_site_and_restarts_a_node() {
 
     // A blank page's screenshot, to tell the status page's from nothing.
     let blank = browser.screenshot(&page);
+
+    // Without credentials the browser gets the 401 and no table.
+    browser.clear_events();
+    browser.call(Some(&page), "Page.navigate", json!({"url": site.url("/")}));
+    let url = site.url("/");
+    let refused = browser.event_where(&page, "Network.responseReceived", |p| {
+        p["type"] == "Document" && p["response"]["url"] == url.as_str()
+    });
+    assert_eq!(
+        refused["response"]["status"], 401,
+        "the page without credentials: {refused}"
+    );
+    let rows_shown = browser.eval(&page, "document.querySelectorAll('tr[data-node]').length");
+    assert_eq!(rows_shown, Ok(json!(0)), "rows shown without credentials");
 
     // Every request the page makes carries the credentials.
     let auth = format!(
