@@ -1,9 +1,8 @@
 //! The status page in a real browser: headless Chromium is refused `/`
-//! without credentials (401), loads it with HTTP Basic credentials, a
-//! screenshot is taken, every node must be
-//! on the page, and the restart button of one node must give it a new pid
-//! (seen by `zdctl status --json` and on the page the browser is sent back
-//! to).
+//! without credentials (401), loads it with HTTP Basic credentials and
+//! takes a screenshot; every node must be on the page, and the restart
+//! button of one node must give it a new pid (seen by `zdctl status
+//! --json` and on the page the browser is sent back to).
 //!
 //! Chromium is driven over the DevTools protocol on a pipe
 //! (`--remote-debugging-pipe`: JSON messages, NUL-terminated, written to
