@@ -130,6 +130,18 @@ impl Ns {
         }
     }
 
+    /// Wait until each program has set its traps (a signal that comes
+    /// sooner finds the shell's default action): the scripts that trap
+    /// write NAME.up after.
+    fn wait_set_up(&self, names: &[&str]) {
+        self.wait_running(names);
+        for name in names {
+            wait_for(&format!("{name} set up"), || {
+                self.path(&format!("{name}.up")).exists()
+            });
+        }
+    }
+
     /// The pid the test sees for the namespace's pid `ns_pid`.
     fn host_pid(&self, ns_pid: i32) -> Option<i32> {
         in_namespace(self.zdrun)
@@ -247,7 +259,7 @@ fn site(programs: &[(&str, &str, &str)]) -> (tempfile::TempDir, String) {
 /// A program that writes `NAME stop` to DIR/order.log on SIGTERM and
 /// exits 0.
 const STOPS_CLEANLY: &str = "trap 'echo \"$ZDRUN_PROGRAM stop\" >> DIR/order.log; exit 0' TERM\n\
-                             while :; do sleep 0.1; done";
+                             : > DIR/$ZDRUN_PROGRAM.up\nwhile :; do sleep 0.1; done";
 
 #[test]
 fn sigterm_to_pid1_zdrun_stops_the_site_in_reverse_order_and_exits_0() {
@@ -257,7 +269,7 @@ fn sigterm_to_pid1_zdrun_stops_the_site_in_reverse_order_and_exits_0() {
         ("cron", "  after web\n  stop-timeout 10", STOPS_CLEANLY),
     ]);
     let mut ns = Ns::start("", &text);
-    ns.wait_running(&["store", "web", "cron"]);
+    ns.wait_set_up(&["store", "web", "cron"]);
     assert!(kill(ns.zdrun, 15));
     let status = ns.wait_exit();
     let log = ns.read("events.log");
@@ -275,7 +287,7 @@ fn sigterm_to_pid1_zdrun_stops_the_site_in_reverse_order_and_exits_0() {
 fn sigint_to_pid1_zdrun_stops_the_site_too() {
     let (_s, text) = site(&[("only", "  stop-timeout 10", STOPS_CLEANLY)]);
     let mut ns = Ns::start("", &text);
-    ns.wait_running(&["only"]);
+    ns.wait_set_up(&["only"]);
     assert!(kill(ns.zdrun, 2));
     assert_eq!(ns.wait_exit().code(), Some(0), "{}", ns.read("events.log"));
     assert_eq!(ns.read("order.log"), "only stop\n");
@@ -288,11 +300,11 @@ fn a_program_killed_at_its_stop_timeout_makes_the_exit_status_137() {
         (
             "stubborn",
             "  after store\n  stop-timeout 1",
-            "trap '' TERM\nwhile :; do sleep 0.1; done",
+            "trap '' TERM\n: > DIR/$ZDRUN_PROGRAM.up\nwhile :; do sleep 0.1; done",
         ),
     ]);
     let mut ns = Ns::start("", &text);
-    ns.wait_running(&["store", "stubborn"]);
+    ns.wait_set_up(&["store", "stubborn"]);
     assert!(kill(ns.zdrun, 15));
     let status = ns.wait_exit();
     let log = ns.read("events.log");
@@ -310,10 +322,10 @@ fn a_second_sigterm_kills_at_once_and_the_exit_status_says_so() {
     let (_s, text) = site(&[(
         "stubborn",
         "  stop-timeout 60",
-        "trap '' TERM\nwhile :; do sleep 0.1; done",
+        "trap '' TERM\n: > DIR/$ZDRUN_PROGRAM.up\nwhile :; do sleep 0.1; done",
     )]);
     let mut ns = Ns::start("", &text);
-    ns.wait_running(&["stubborn"]);
+    ns.wait_set_up(&["stubborn"]);
     assert!(kill(ns.zdrun, 15));
     wait_for("the stop to begin", || {
         ns.node("stubborn")["state"] == "stopping"
