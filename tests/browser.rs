@@ -15,7 +15,7 @@ mod common;
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -109,12 +109,6 @@ impl Drop for StatusSite {
             stop_managers(&[self.manager]);
         }
     }
-}
-
-/// A loopback port nothing listens on (the kernel's pick, released).
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    l.local_addr().expect("local address").port()
 }
 
 // ------------------------------------------------------------ Chromium

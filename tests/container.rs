@@ -15,16 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::site::{Site, alive, info, kill, launch, node, stderr, stdout, wait_for};
+use common::site::{Site, alive, free_port, info, kill, launch, node, stderr, stdout, wait_for};
 
 /// The longest the example's steps may take (runzeo and Python start).
 const STEP: Duration = Duration::from_secs(60);
-
-/// A port nothing listens on now.
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("its address").port()
-}
 
 /// Write a site config (runner socket and event log in the site, then
 /// `programs`) as the site's `zd.conf`.

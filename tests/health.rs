@@ -11,7 +11,6 @@
 mod common;
 
 use std::fs;
-use std::net::TcpListener;
 use std::process::{Command, Output};
 
 use common::site::*;
@@ -37,13 +36,6 @@ with open(os.path.join(d, "listen.at"), "a") as f:
     f.write("%r\n" % time.time())
 http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
 "#;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 fn read(site: &Site, name: &str) -> String {
     fs::read_to_string(site.path(name)).unwrap_or_default()

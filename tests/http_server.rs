@@ -21,12 +21,6 @@ use serde_json::Value;
 const SECRET_HASH: &str =
     "{SHA256}2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b";
 
-/// A port nothing listens on now.
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("its address").port()
-}
-
 /// Write the site's config: a runner with `http` inside `<http-server>`
 /// and the `programs` sections.
 fn configure(site: &Site, http: &str, programs: &str) {

@@ -10,7 +10,6 @@
 mod common;
 
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -213,14 +212,6 @@ fn start_in_background(site: &Site) -> Bg {
     wait_for("the manager", || site.manager_pid() != 0);
     site.track(site.manager_pid());
     bg
-}
-
-/// A TCP port nobody listens on (now).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// The event log's lines that contain `needle`.

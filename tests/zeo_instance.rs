@@ -14,19 +14,12 @@ mod common;
 
 use std::cell::RefCell;
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use common::oracle_python;
-use common::site::{alive, kill, request, stderr, stdout, undot, wait_for};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
+use common::site::{alive, free_port, kill, request, stderr, stdout, undot, wait_for};
 
 /// An instance made by mkzeoinstance in a temporary directory, with
 /// zeoctl (our zdctl under that name) next to it.

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::site::{alive, kill, request, stderr, stdout};
+use common::site::{alive, free_port, kill, request, stderr, stdout};
 
 /// The longest any one step may take.
 const STEP: Duration = Duration::from_secs(30);
@@ -207,12 +207,6 @@ impl Drop for Zeo {
             }
         }
     }
-}
-
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
-    l.local_addr().expect("its address").port()
 }
 
 /// Run `cmd` to completion, killing it after [`STEP`].

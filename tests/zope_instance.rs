@@ -11,20 +11,13 @@ mod common;
 
 use std::cell::RefCell;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::oracle_python;
-use common::site::{alive, kill, request, stderr, stdout, undot, wait_for};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
+use common::site::{alive, free_port, kill, request, stderr, stdout, undot, wait_for};
 
 /// A Zope instance in a temporary directory, with a `zopectl` link to our
 /// zdctl beside it. Managers and programs seen are killed on drop.
