@@ -532,3 +532,32 @@ fn reload_applies_a_new_limit_and_policy_without_a_restart() {
         "{log}"
     );
 }
+
+#[test]
+fn reload_applies_a_limit_and_a_hook_changed_together() {
+    // Each alone is taken in place; so are both at once, and neither is
+    // dropped for the other.
+    let site = Site::new();
+    site_config(&site, "<program a>\n  program sleep 100\n</program>\n");
+    launch(&site);
+    wait_for("a running", || {
+        status_json(&site, "a")["state"] == "running"
+    });
+    let a = status_json(&site, "a")["pid"].clone();
+    site_config(
+        &site,
+        "<program a>\n  program sleep 100\n  memory-limit 800MB\n  \
+         restart-policy exponential\n  event-hook true\n</program>\n",
+    );
+    let o = site.zdctl(&["reload"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let now = status_json(&site, "a");
+    assert_eq!(now["pid"], a, "{now}");
+    assert_eq!(now["memory_limit"], 800 * 1024 * 1024, "{now}");
+    assert_eq!(now["restart_policy"], "exponential", "{now}");
+    let log = read(&site, "events.log");
+    assert!(
+        log.contains("a: memory limit and restart policy updated; not restarted"),
+        "{log}"
+    );
+}

@@ -142,23 +142,17 @@ impl Node {
         self.delay = Some(Instant::now() + Duration::from_secs_f64(delay));
     }
 
-    /// A reload changed this node's memory limit or restart policy and
-    /// nothing else: switch to them without a restart (the next memory
-    /// check one new interval away). False if anything else changed.
-    pub(super) fn retune(&mut self, new: &crate::settings::NodeSettings, log: &mut Logger) -> bool {
-        let mut rest = new.clone();
-        rest.memory = self.s.memory.clone();
-        rest.restart = self.s.restart.clone();
-        if rest != self.s {
-            return false;
-        }
+    /// A reload changed this node's memory limit or restart policy (and
+    /// at most what else reload applies in place: it has checked that):
+    /// switch to them without a restart, the next memory check one new
+    /// interval away.
+    pub(super) fn retune(&mut self, new: &crate::settings::NodeSettings, log: &mut Logger) {
         self.s.memory = new.memory.clone();
         self.s.restart = new.restart.clone();
         if self.pid.is_some() {
             self.watch_memory(Instant::now());
         }
         log.info(&self.tag("memory limit and restart policy updated; not restarted"));
-        true
     }
 
     pub(super) fn limits_info(&self, now: Instant) -> LimitsInfo {
