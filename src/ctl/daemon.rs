@@ -490,6 +490,15 @@ impl Ctl<'_> {
         }
     }
 
+    /// Our zdrun's `info` reply, parsed; `None` when no manager runs or it
+    /// does not answer `info` with JSON (a Python zdrun).
+    pub(super) fn info_object(&self) -> std::io::Result<Option<serde_json::Value>> {
+        Ok(self
+            .send("info")?
+            .and_then(|r| serde_json::from_str::<serde_json::Value>(&r).ok())
+            .filter(serde_json::Value::is_object))
+    }
+
     fn look(&self) -> std::io::Result<Look> {
         match self.client.status() {
             Ok(st) => Ok(Look::Seen(st)),
@@ -688,14 +697,10 @@ impl Ctl<'_> {
         };
         // Our zdrun answers `info` with JSON; a Python zdrun does not, and
         // then the status reply is all there is.
-        let info: Option<Value> = self
-            .send("info")?
-            .and_then(|r| serde_json::from_str::<Value>(&r).ok())
-            .filter(Value::is_object)
-            .map(|mut i| {
-                crate::report::add_rss(&mut i);
-                i
-            });
+        let info = self.info_object()?.map(|mut i| {
+            crate::report::add_rss(&mut i);
+            i
+        });
         let mut v = json!({
             "manager": "running",
             "state": if st.pid() != 0 { "running" } else { "stopped" },

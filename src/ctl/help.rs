@@ -148,7 +148,7 @@ pub fn listing(extra: &[&str]) -> String {
     let header = "Documented commands (type help <topic>):";
     let mut out = format!("\n{header}\n{}\n", "=".repeat(header.len()));
     let mut actions: Vec<&str> = ACTIONS.to_vec();
-    actions.extend(extra.iter().filter(|e| !ACTIONS.contains(e)));
+    actions.extend(extra);
     actions.sort_unstable();
     actions.dedup();
     out.push_str(&columnize(&actions, 79));

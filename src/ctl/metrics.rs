@@ -3,8 +3,6 @@
 //! collector or any scraper that runs a command. The exposition itself is
 //! [`crate::report`]'s, which zdrun's `/metrics` serves too.
 
-use serde_json::Value;
-
 use super::EXIT_OK;
 use super::daemon::Ctl;
 use crate::client::Status;
@@ -15,13 +13,10 @@ impl Ctl<'_> {
     /// reported in it (`zdrun_up 0`), with status 0: the output is valid,
     /// and a textfile collector should see the site down, not a stale file.
     pub(super) fn metrics(&mut self, st: Option<Status>) -> std::io::Result<u8> {
-        let reply = match &st {
-            Some(_) => self.send("info")?,
+        let mut info = match &st {
+            Some(_) => self.info_object()?,
             None => None,
         };
-        let mut info = reply
-            .and_then(|r| serde_json::from_str::<Value>(&r).ok())
-            .filter(Value::is_object);
         if let (None, Some(st)) = (&info, &st) {
             // A Python zdrun has no `info`: its status reply is all there is.
             let pid = st.pid();

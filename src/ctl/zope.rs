@@ -11,7 +11,7 @@ use std::path::Path;
 
 use super::{Cli, EXIT_CHECK_FAILED, EXIT_USAGE};
 use crate::config::{Config, Kind};
-use crate::pyrepr::repr_str;
+use crate::pyrepr::{repr_list, repr_str};
 use crate::settings::zope::Instance;
 
 /// The built-in names; a `<command NAME>` of the file comes first.
@@ -55,14 +55,12 @@ pub(super) fn builtin(
     let code = match (name.as_str(), args) {
         ("run", [script, rest @ ..]) => {
             // sys.argv as bin/instance gives it: the script, its words.
-            let argv: Vec<&str> = std::iter::once(script.as_str())
-                .chain(rest.iter().map(String::as_str))
-                .collect();
+            let argv: Vec<String> = std::iter::once(script).chain(rest).cloned().collect();
             format!(
                 "import sys; sys.argv[:] = {}; \
                  from Zope2.utilities.zconsole import runscript; \
                  runscript({}, sys.argv[0])",
-                py_list(&argv),
+                repr_list(&argv),
                 py_path(&conf)
             )
         }
@@ -73,12 +71,18 @@ pub(super) fn builtin(
         ),
         ("debug", _) => return usage(err, "debug"),
         ("adduser", [user, password]) => {
-            let c = conf.to_string_lossy();
-            let argv = ["addzopeuser", "-c", &c, user, password];
+            let c = conf.to_string_lossy().into_owned();
+            let argv = [
+                "addzopeuser".into(),
+                "-c".into(),
+                c,
+                user.clone(),
+                password.clone(),
+            ];
             format!(
                 "import sys; sys.argv[:] = {}; \
                  from Zope2.utilities.adduser import main; sys.exit(main(sys.argv))",
-                py_list(&argv)
+                repr_list(&argv)
             )
         }
         _ => return usage(err, "adduser <name> <password>"),
@@ -163,9 +167,4 @@ fn failed(err: &mut dyn Write, conf: &Path, e: &str) -> std::io::Result<Option<u
 
 fn py_path(p: &Path) -> String {
     repr_str(&p.to_string_lossy())
-}
-
-fn py_list(words: &[&str]) -> String {
-    let items: Vec<String> = words.iter().map(|w| repr_str(w)).collect();
-    format!("[{}]", items.join(", "))
 }
