@@ -38,19 +38,6 @@ pub fn remote(word: &str) -> Option<Result<Remote, String>> {
     Some(parsed)
 }
 
-/// The remote addresses among `after`, skipping names of programs
-/// (`is_program`) and words that are not valid addresses (refused when the
-/// configuration was loaded).
-pub fn remotes<'a>(
-    after: &'a [String],
-    is_program: impl Fn(&str) -> bool + 'a,
-) -> impl Iterator<Item = Remote> + 'a {
-    after
-        .iter()
-        .filter(move |w| !is_program(w))
-        .filter_map(|w| remote(w).and_then(Result::ok))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -119,7 +119,8 @@ pub fn hash_password(plain: &str) -> String {
     )
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex, as a `{SHA256}` password is written.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -464,7 +464,7 @@ fn join(dir: &str, name: &str) -> String {
 /// A section Zope's schema has no place for at the top.
 fn unknown_section(root: &RawSection, s: &RawSection, cx: &mut Cx) {
     let t: &str = &s.type_name;
-    let storage = super::STORAGE_TYPES.contains(&t) || t == "temporarystorage";
+    let storage = super::STORAGE_TYPES.contains(&t);
     let kind = if storage {
         ErrorKind::NoMatchingSection {
             type_name: t.to_string(),

@@ -226,6 +226,9 @@ impl Settings {
         // zdctl run elsewhere cannot find the daemon or its files; we take
         // each from the directory of the file it is written in.
         let at = |key: &str| r.origins.given(key);
+        // Checked when loaded (ZConfig) or by `build` (TOML).
+        let (memory, restart) =
+            config::limits::resolve(&config::limits::runner_keys(r)).unwrap_or_default();
         // The runner's program settings, once; a zdaemon config's one node
         // and the settings zdctl reads are the same values.
         let node = NodeSettings {
@@ -265,13 +268,8 @@ impl Settings {
             ready_address: config.zeo.as_ref().map(|z| z.address.clone()),
             health: None,
             base: bases.of(at("program")),
-            // Checked when loaded (ZConfig) or by `build` (TOML).
-            memory: config::limits::resolve(&config::limits::runner_keys(r))
-                .map(|l| l.0)
-                .unwrap_or_default(),
-            restart: config::limits::resolve(&config::limits::runner_keys(r))
-                .map(|l| l.1)
-                .unwrap_or_default(),
+            memory,
+            restart,
             event_hook: r
                 .event_hook
                 .as_deref()
@@ -472,10 +470,16 @@ fn node_of(
                 )
             };
             let loaded = config::load_file(&file).map_err(|e| in_config(&e))?;
-            // A zope.conf node runs as its bin/instance would run it.
-            let dir = file.parent().unwrap_or(bases.cwd);
-            let given = p.program.is_some();
-            Some(zope::complete(&loaded, dir, reach, given).map_err(|e| in_config(&e))?)
+            // A zope.conf node runs as its bin/instance would run it; any
+            // other file is taken as loaded (not copied: a site may have
+            // thousands).
+            if loaded.kind == Kind::Zope {
+                let dir = file.parent().unwrap_or(bases.cwd);
+                let given = p.program.is_some();
+                Some(zope::complete(&loaded, dir, reach, given).map_err(|e| in_config(&e))?)
+            } else {
+                Some(loaded)
+            }
         }
         None => None,
     };

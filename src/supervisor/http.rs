@@ -47,7 +47,7 @@ fn random_token() -> Result<String, String> {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
         .map_err(|e| format!("cannot read /dev/urandom for the status page's token: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::config::http::hex(&bytes))
 }
 
 /// A Host header naming this machine's loopback: `localhost` (or a name

@@ -15,7 +15,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::config::http::Listen;
@@ -168,14 +168,8 @@ impl Listener {
     /// Remove a Unix socket's file (zdrun is done with it).
     pub fn remove_file(&self) {
         if let Listener::Unix(_, path) = self {
-            remove_socket(path);
+            super::server::remove_socket(path);
         }
-    }
-}
-
-fn remove_socket(path: &Path) {
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
-        let _ = std::fs::remove_file(path);
     }
 }
 

@@ -221,7 +221,7 @@ pub enum BindError {
 }
 
 /// Remove `path` only if it is a socket: other files are never ours.
-fn remove_socket(path: &Path) {
+pub(super) fn remove_socket(path: &Path) {
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
         let _ = std::fs::remove_file(path);
     }
