@@ -324,13 +324,12 @@ pub fn finished(node: &mut Node, status: WaitStatus, log: &mut Logger) {
 }
 
 /// Take the event hook of `new` (and where its keys now are) for the run
-/// under way and for the settings a reload left pending.
+/// under way; reload calls it only when no settings are pending.
 pub fn set_hook(node: &mut Node, new: &crate::settings::NodeSettings) {
-    for s in std::iter::once(&mut node.s).chain(node.pending.as_mut().map(|(s, _)| s)) {
-        s.event_hook.clone_from(&new.event_hook);
-        s.event_hook_timeout = new.event_hook_timeout;
-        s.origins = new.origins.clone();
-    }
+    let s = &mut node.s;
+    s.event_hook.clone_from(&new.event_hook);
+    s.event_hook_timeout = new.event_hook_timeout;
+    s.origins = new.origins.clone();
 }
 
 #[cfg(test)]

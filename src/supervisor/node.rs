@@ -198,16 +198,12 @@ impl Node {
     /// [`Node::spawned`].
     pub fn prepare(&mut self) -> std::io::Result<spawn::Prepared> {
         self.apply_pending();
-        spawn::Prepared::new(&spawn::Spec {
-            file: &self.file,
-            argv: &self.s.program,
-            env: &self.s.environment,
-            node: &self.s.name,
-            directory: self.s.directory.as_deref(),
-            umask: self.s.umask,
-            output: self.transcript.as_ref().map(|t| t.writer()),
-            errors: self.transcript.as_ref().and_then(|t| t.error_writer()),
-        })
+        spawn::Prepared::new(&spec(
+            &self.s,
+            self.transcript.as_ref(),
+            &self.file,
+            &self.s.program,
+        ))
     }
 
     /// The run [`Node::prepare`] made ready was started (or failed to).
@@ -797,7 +793,18 @@ pub(super) fn spawn_beside(
     file: &std::path::Path,
     words: &[String],
 ) -> std::io::Result<Pid> {
-    spawn::spawn(&spawn::Spec {
+    spawn::spawn(&spec(s, transcript, file, words))
+}
+
+/// How to start `file` with `words` in node `s`'s setting: its environment,
+/// directory, umask and output.
+fn spec<'a>(
+    s: &'a NodeSettings,
+    transcript: Option<&'a Transcript>,
+    file: &'a std::path::Path,
+    words: &'a [String],
+) -> spawn::Spec<'a> {
+    spawn::Spec {
         file,
         argv: words,
         env: &s.environment,
@@ -806,5 +813,5 @@ pub(super) fn spawn_beside(
         umask: s.umask,
         output: transcript.map(|t| t.writer()),
         errors: transcript.and_then(|t| t.error_writer()),
-    })
+    }
 }
