@@ -654,6 +654,13 @@ impl Supervisor {
             .enumerate()
             .filter_map(|(i, n)| n.pid.map(|p| (p, i)))
             .collect();
+        // The same for the nodes' other children (tests, probes, hooks),
+        // made only when something else ended.
+        let side: HashMap<Pid, usize> = if ended.iter().all(|(p, _)| by_pid.contains_key(p)) {
+            HashMap::new()
+        } else {
+            self.side_children()
+        };
         for (pid, status) in ended {
             if let Some(&i) = by_pid.get(&pid) {
                 // Its last output first (before a reload's new settings
@@ -662,11 +669,9 @@ impl Supervisor {
                 let v = self.nodes[i].exited(status, self.shutting_down, &mut self.log);
                 self.verdict(i, v);
                 self.sweep_due = true;
-            } else if let Some(n) = self.nodes.iter_mut().find(|n| n.owns_test(pid)) {
-                n.test_exited(status, &mut self.log);
-            } else if self.health_reaped(pid, status) {
-            } else if let Some(n) = self.nodes.iter_mut().find(|n| n.hooks.owns(pid)) {
-                hooks::finished(n, status, &mut self.log);
+            } else if let Some(&i) = side.get(&pid)
+                && self.side_child_ended(i, pid, status)
+            {
             } else if self.guard.as_ref().is_some_and(|g| g.pid == pid) {
                 self.log.warning("the guard process died");
                 self.guard = None;
@@ -676,6 +681,30 @@ impl Supervisor {
                 // own children are ours now, maybe to kill.
                 self.sweep_due = true;
             }
+        }
+    }
+
+    /// Which node each start test, command probe and hook under way is of.
+    fn side_children(&self) -> HashMap<Pid, usize> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| n.side_pids().map(move |p| (p, i)))
+            .collect()
+    }
+
+    /// `pid`, a child of node `i` other than its program, ended; false if
+    /// it is no longer one (an earlier end in the same batch dropped it).
+    fn side_child_ended(&mut self, i: usize, pid: Pid, status: WaitStatus) -> bool {
+        let n = &mut self.nodes[i];
+        if n.owns_test(pid) {
+            n.test_exited(status, &mut self.log);
+            true
+        } else if n.hooks.owns(pid) {
+            hooks::finished(n, status, &mut self.log);
+            true
+        } else {
+            self.health_reaped(i, pid, status)
         }
     }
 
@@ -698,16 +727,14 @@ impl Supervisor {
                     .warning(&format!("cannot start the guard process: {e}")),
             }
         }
-        let ours: std::collections::HashSet<Pid> =
-            self.nodes.iter().filter_map(|n| n.pid).collect();
+        // Programs, and their tests, probes and hooks.
+        let ours: std::collections::HashSet<Pid> = self
+            .nodes
+            .iter()
+            .flat_map(|n| n.pid.into_iter().chain(n.side_pids()))
+            .collect();
         for pid in leftovers::children() {
-            if ours.contains(&pid)
-                || self
-                    .nodes
-                    .iter()
-                    .any(|n| n.owns_test(pid) || n.health.owns(pid) || n.hooks.owns(pid))
-                || self.guard.as_ref().is_some_and(|g| g.pid == pid)
-            {
+            if ours.contains(&pid) || self.guard.as_ref().is_some_and(|g| g.pid == pid) {
                 continue;
             }
             let leftover = match leftovers::owner(pid, manager) {

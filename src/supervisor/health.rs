@@ -206,10 +206,15 @@ impl State {
     }
 
     pub fn owns(&self, pid: Pid) -> bool {
-        matches!(
-            self.run.as_ref().and_then(|r| r.probe.as_ref()),
-            Some(Probe::Command { pid: p, .. }) if *p == pid
-        )
+        self.probe_pid() == Some(pid)
+    }
+
+    /// The command probe under way, if any.
+    pub fn probe_pid(&self) -> Option<Pid> {
+        match self.run.as_ref().and_then(|r| r.probe.as_ref()) {
+            Some(Probe::Command { pid, .. }) => Some(*pid),
+            _ => None,
+        }
     }
 }
 
@@ -556,10 +561,11 @@ impl Supervisor {
 
     /// A child the reaper does not otherwise know: a command probe?
     /// False if it is none.
-    pub(super) fn health_reaped(&mut self, pid: Pid, status: WaitStatus) -> bool {
-        let Some(i) = self.nodes.iter().position(|n| n.health.owns(pid)) else {
+    /// Node `i`'s command probe `pid` ended; false if `pid` is not it.
+    pub(super) fn health_reaped(&mut self, i: usize, pid: Pid, status: WaitStatus) -> bool {
+        if !self.nodes[i].health.owns(pid) {
             return false;
-        };
+        }
         if self.nodes[i].health_exited(status, &mut self.log) {
             self.health_restart(vec![i]);
         }

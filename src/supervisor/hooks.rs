@@ -121,7 +121,12 @@ pub struct Hooks {
 impl Hooks {
     /// Is `pid` this node's running hook?
     pub fn owns(&self, pid: Pid) -> bool {
-        self.running.as_ref().is_some_and(|r| r.pid == pid)
+        self.running_pid() == Some(pid)
+    }
+
+    /// The hook run under way, if any.
+    pub fn running_pid(&self) -> Option<Pid> {
+        self.running.as_ref().map(|r| r.pid)
     }
 
     /// A hook runs or waits to: zdrun stays for it before exiting (a

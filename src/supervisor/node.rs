@@ -445,6 +445,18 @@ impl Node {
         self.test.as_ref().is_some_and(|t| t.pid == pid)
     }
 
+    /// The node's children other than its program: the start test, the
+    /// health check's command and the event hook under way.
+    pub fn side_pids(&self) -> impl Iterator<Item = Pid> {
+        [
+            self.test.as_ref().map(|t| t.pid),
+            self.health.probe_pid(),
+            self.hooks.running_pid(),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
     pub fn test_exited(&mut self, status: WaitStatus, log: &mut Logger) {
         let Some(test) = self.test.take() else { return };
         if Some(test.for_pid) != self.pid || !self.testing {
