@@ -89,12 +89,7 @@ impl StatusSite {
 
     /// NAME's pid per `zdctl status --json`, 0 when it is not running.
     fn pid(&self, name: &str) -> i64 {
-        let st = self.status();
-        let node = st["nodes"]
-            .as_array()
-            .and_then(|a| a.iter().find(|n| n["name"] == name))
-            .cloned()
-            .unwrap_or(Value::Null);
+        let node = node(&self.status(), name);
         if node["state"] == "running" {
             node["pid"].as_i64().unwrap_or(0)
         } else {
@@ -482,26 +477,6 @@ impl Chromium {
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-fn base64_encode(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(B64[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len() / 4 * 3);
     let (mut acc, mut bits) = (0u32, 0);
@@ -575,10 +550,7 @@ fn status_page_in_chromium_shows_the_site_and_restarts_a_node() {
     assert_eq!(rows_shown, Ok(json!(0)), "rows shown without credentials");
 
     // Every request the page makes carries the credentials.
-    let auth = format!(
-        "Basic {}",
-        base64_encode(format!("{USER}:{PASSWORD}").as_bytes())
-    );
+    let auth = format!("Basic {}", base64(format!("{USER}:{PASSWORD}").as_bytes()));
     browser.call(
         Some(&page),
         "Network.setExtraHTTPHeaders",

@@ -751,16 +751,6 @@ fn a_single_program_gives_up_after_its_hook_ran() {
     assert!(runs(&site).iter().all(|r| r["node"] == "program"));
 }
 
-/// Times `pid` went to sleep of its own accord.
-fn wake_ups(pid: i32) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// A hook costs nothing while nothing happens: once its runs are over,
 /// zdrun sleeps in poll with no timer.
 #[test]

@@ -59,27 +59,6 @@ fn page_site(credentials: bool) -> (Site, u16) {
     (site, port)
 }
 
-fn base64(bytes: &[u8]) -> String {
-    const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// An answer: status, head (lower-cased names) and body.
 #[derive(Debug)]
 struct Answer {
@@ -170,16 +149,6 @@ fn control(port: u16, node: &str, action: &str, csrf: &str) -> Answer {
 
 fn pid_of(site: &Site, name: &str) -> i64 {
     node(&info(site), name)["pid"].as_i64().unwrap_or(0)
-}
-
-/// Times `pid` went to sleep of its own accord.
-fn wake_ups(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 // --------------------------------------------------------------- tests

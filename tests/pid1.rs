@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Instant;
 
-use common::site::{DEADLINE, alive, kill, request, wait_for};
+use common::site::{DEADLINE, alive, kill, request, wait_for, wake_ups};
 use serde_json::Value;
 
 /// A zdrun running as PID 1 of its own PID namespace.
@@ -115,11 +115,7 @@ impl Ns {
     }
 
     fn node(&self, name: &str) -> Value {
-        self.info()["nodes"]
-            .as_array()
-            .and_then(|a| a.iter().find(|n| n["name"] == name))
-            .cloned()
-            .unwrap_or(Value::Null)
+        common::site::node(&self.info(), name)
     }
 
     fn wait_running(&self, names: &[&str]) {
@@ -636,17 +632,6 @@ fn a_single_programs_pid1_zdrun_keeps_an_exec_job_while_the_program_is_down() {
     });
 }
 
-fn voluntary_switches(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("voluntary_ctxt_switches:"))
-                .and_then(|l| l.split_whitespace().last()?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 #[test]
 fn an_idle_pid1_site_with_prefixed_output_never_wakes_up() {
     let (_s, text) = site(&[
@@ -660,8 +645,8 @@ fn an_idle_pid1_site_with_prefixed_output_never_wakes_up() {
     });
     // Settled: the last turn's work (the reply above) is done.
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let before = voluntary_switches(ns.zdrun);
+    let before = wake_ups(ns.zdrun);
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let after = voluntary_switches(ns.zdrun);
+    let after = wake_ups(ns.zdrun);
     assert_eq!(after, before, "zdrun woke up {} times", after - before);
 }

@@ -259,14 +259,8 @@ fn the_zeo_example_runs_from_the_root_directory() {
         std::fs::copy(example.join(f), zeo.join(f)).expect("copy the example");
     }
     std::os::unix::fs::symlink(venv, zeo.join("venv")).expect("link the venv");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let status = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = common::site::free_port();
+    let status = common::site::free_port();
     let instance = std::fs::read_to_string(example.join("instance.conf"))
         .expect("instance.conf")
         .replace(
