@@ -38,6 +38,19 @@ pub fn remote(word: &str) -> Option<Result<Remote, String>> {
     Some(parsed)
 }
 
+/// What is wrong with `word` in `after`, when it names no program: a bad
+/// address, or no address at all; `None` for a good `HOST:PORT`.
+pub fn problem(word: &str) -> Option<String> {
+    match remote(word) {
+        Some(Ok(_)) => None,
+        Some(Err(why)) => Some(why),
+        None => Some(format!(
+            "comes after {}, which is not a program here",
+            crate::pyrepr::repr_str(word)
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

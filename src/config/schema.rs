@@ -652,25 +652,12 @@ fn check_order(sections: &[&RawSection], programs: &[Program], cx: &mut Cx) {
     let index = |name: &str| programs.iter().position(|p| p.name == name);
     for (s, p) in sections.iter().zip(programs) {
         for a in &p.after {
-            if index(a).is_none() {
-                // HOST:PORT: a server elsewhere, waited for by zdrun.
-                match super::after::remote(a) {
-                    Some(Ok(_)) => continue,
-                    Some(Err(why)) => {
-                        // At the `after` line (the first, if several).
-                        let kind = ErrorKind::Invalid(why);
-                        match p.origins.of("after") {
-                            Origin::File(at) => cx.errors.push_at(at.clone(), kind, s),
-                            _ => cx.errors.push(s.start, kind, s),
-                        }
-                        continue;
-                    }
-                    None => {}
-                }
-                let kind = ErrorKind::Invalid(format!(
-                    "comes after {}, which is not a program here",
-                    crate::pyrepr::repr_str(a)
-                ));
+            // Not a program: HOST:PORT, a server elsewhere that zdrun
+            // waits for, or an error at the `after` line (the first).
+            if index(a).is_none()
+                && let Some(why) = super::after::problem(a)
+            {
+                let kind = ErrorKind::Invalid(why);
                 match p.origins.of("after") {
                     Origin::File(at) => cx.errors.push_at(at.clone(), kind, s),
                     _ => cx.errors.push(s.start, kind, s),

@@ -14,7 +14,6 @@ use crate::config::show::effective_eventlog;
 use crate::config::{
     self, Config, EventLog, Kind, Origin, Origins, Program, SocketAddress, Storage,
 };
-use crate::pyrepr::repr_str;
 
 use checks::Problems;
 pub use checks::{MAX_SOCKET_PATH, find_program};
@@ -376,23 +375,9 @@ impl Settings {
         // files are checked here.
         for (p, n) in config.programs.iter().zip(&nodes) {
             for a in n.after.iter().filter(|a| index(a).is_none()) {
-                match config::after::remote(a) {
-                    Some(Ok(_)) => {}
-                    Some(Err(why)) => {
-                        return Err(format!(
-                            "{}program {} {why}",
-                            source_prefix(&p.source),
-                            n.name
-                        ));
-                    }
-                    None => {
-                        return Err(format!(
-                            "{}program {} comes after {}, which is not a program here",
-                            source_prefix(&p.source),
-                            n.name,
-                            repr_str(a)
-                        ));
-                    }
+                if let Some(why) = config::after::problem(a) {
+                    let source = source_prefix(&p.source);
+                    return Err(format!("{source}program {} {why}", n.name));
                 }
             }
         }
